@@ -1,0 +1,91 @@
+"""The one frozen source of defaults.
+
+Every layer reads its defaults from :data:`DEFAULTS`; nothing else in the package hard-codes an
+interval level, a convergence threshold or a default prior. Results print the defaults they used,
+so a table header always says which interval it shows.
+
+Priors are stored here as plain dictionaries (the ``to_dict()`` form of
+:mod:`bayesmeta.bayes.priors`) because this module sits beneath every other layer and must not
+import the Bayesian engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+def _frozen(mapping: dict[str, Any]) -> MappingProxyType:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Package-wide defaults (read-only).
+
+    Attributes
+    ----------
+    level
+        Coverage of every interval (confidence, credible, prediction) unless the caller asks for
+        another. 0.95, as metafor and bayesmeta.
+    interval_kind
+        ``"eti"`` (equal-tailed, the default everywhere) or ``"shortest"``.
+    standardised_measures
+        Effect measures on a standardised, log or logit scale. For these a weakly informative
+        default prior is defined; for raw-scale measures (MD, bare arrays) the user must choose.
+    tau_prior_standardised, mu_prior_standardised
+        Default priors (``to_dict()`` form) for standardised measures: HalfNormal(0.5) on tau
+        (Friede et al. 2017, doi:10.1002/jrsm.1218) and Normal(0, 4) on mu.
+    reml_tol
+        Convergence threshold on |delta tau2| for Fisher scoring (metafor's default is 1e-5;
+        we iterate to the tight value the references were computed with).
+    reml_maxiter, reml_step_halvings
+        Fisher scoring iteration cap and the number of step halvings tried per iteration.
+    rhat_max, ess_min, ebfmi_min
+        The diagnostics gate applied after every NUTS fit (Vehtari et al. 2021,
+        doi:10.1214/20-BA1221).
+    draws, tune, chains, target_accept
+        NUTS settings. 4 chains x 1000 draws reach the gate's ESS for the normal-normal model.
+    se_ratio_warn
+        Ratio of the largest to the smallest standard error above which a warning is recorded
+        (as bayesmeta does): quadrature and sampling both get fragile there.
+    """
+
+    level: float = 0.95
+    interval_kind: str = "eti"
+    standardised_measures: frozenset[str] = frozenset(
+        {"SMD", "SMDH", "SMCC", "SMCR", "ROM", "OR", "RR", "PLO", "ZCOR", "PLN"}
+    )
+    tau_prior_standardised: MappingProxyType = field(
+        default_factory=lambda: _frozen({"family": "HalfNormal", "scale": 0.5})
+    )
+    mu_prior_standardised: MappingProxyType = field(
+        default_factory=lambda: _frozen({"family": "Normal", "mean": 0.0, "sd": 4.0})
+    )
+    reml_tol: float = 1e-10
+    reml_maxiter: int = 1000
+    reml_step_halvings: int = 30
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+    ebfmi_min: float = 0.3
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    se_ratio_warn: float = 1000.0
+
+    def describe(self) -> dict[str, Any]:
+        """The defaults as a plain dictionary, for printing beside results."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, MappingProxyType):
+                value = dict(value)
+            elif isinstance(value, frozenset):
+                value = sorted(value)
+            out[name] = value
+        return out
+
+
+DEFAULTS = Defaults()
