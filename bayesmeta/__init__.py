@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "leave_one_out": "bayesmeta.frequentist",
     "outliers": "bayesmeta.frequentist",
     "bayes_rma": "bayesmeta.bayes",
-    "load": "bayesmeta.results",
+    "load": "bayesmeta.bayes",
     "clinical_relevance": "bayesmeta.clinical",
     "reanalyse": "bayesmeta.clinical",
     "simulate": "bayesmeta.simulate",

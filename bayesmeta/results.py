@@ -1,0 +1,527 @@
+"""Frozen result types of the Bayesian engines and their one accessor vocabulary.
+
+Every Bayesian fit, whatever its engine, is a :class:`BayesResult`. It answers the same
+questions the same way::
+
+    result.mean("mu"); result.sd("tau"); result.quantile("theta_new", [0.025, 0.5, 0.975])
+    result.interval("mu", prob=0.95, kind="eti"); result.prob("mu", "<", -0.2)
+
+``param`` is ``"mu"``, ``"tau"``, ``"theta_new"``, a study label (that study's shrunken effect
+theta_i), or, for meta-regression, a term name (``"intercept"``, ``"ablat"``). These mirror
+bayesmeta's ``pposterior``, ``qposterior`` and ``post.interval`` (Röver 2020,
+doi:10.18637/jss.v093.i06).
+
+Two posterior representations implement the :class:`Posterior` protocol: :class:`DrawsPosterior`
+(MCMC draws; defined here) and the exact mixture posterior of :mod:`bayesmeta.bayes.exact`.
+This module imports no engine; :func:`load` rebuilds an exact posterior through a closed
+registry of one known module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .config import DEFAULTS
+from .errors import InputError, Problem
+
+_OPS = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+
+
+def check_op(op: str) -> None:
+    if op not in _OPS:
+        raise InputError(Problem(f"the comparison must be one of {', '.join(_OPS)}",
+                                 column="op", value=op))
+
+
+def check_prob(prob: float) -> None:
+    if not (isinstance(prob, int | float) and 0 < prob < 1):
+        raise InputError(Problem("an interval probability must lie strictly between 0 and 1",
+                                 column="prob", value=prob))
+
+
+def check_kind(kind: str) -> None:
+    if kind not in ("eti", "shortest"):
+        raise InputError(Problem('the interval kind must be "eti" (equal-tailed) or "shortest"',
+                                 column="kind", value=kind))
+
+
+@runtime_checkable
+class Posterior(Protocol):
+    """What an engine's posterior must answer. ``param`` as in the module docstring."""
+
+    params: tuple[str, ...]
+
+    def mean(self, param: str) -> float | None: ...
+
+    def sd(self, param: str) -> float | None: ...
+
+    def quantile(self, param: str, q: float | Sequence[float]) -> float | np.ndarray: ...
+
+    def cdf(self, param: str, x: float | Sequence[float]) -> float | np.ndarray: ...
+
+    def interval(self, param: str, prob: float = ..., kind: str = ...) -> tuple[float, float]: ...
+
+    def prob(self, param: str, op: str, value: float) -> float: ...
+
+
+def shortest_interval_from_draws(x: np.ndarray, prob: float) -> tuple[float, float]:
+    """Shortest interval holding ``prob`` of the sorted draws (the empirical HPD for a
+    unimodal posterior; arviz.hdi computes the same)."""
+    x = np.sort(np.asarray(x, float))
+    n = x.size
+    m = int(np.floor(prob * n))
+    if m >= n:
+        return float(x[0]), float(x[-1])
+    widths = x[m:] - x[: n - m]
+    i = int(np.argmin(widths))
+    return float(x[i]), float(x[i + m])
+
+
+@dataclass(frozen=True)
+class DrawsPosterior:
+    """A posterior represented by draws: ``draws[param]`` has shape (chain, draw).
+
+    Quantiles are numpy's default (linear interpolation, type 7); tail probabilities are
+    proportions of draws. Monte Carlo standard errors come from :meth:`mcse` (arviz).
+    """
+
+    draws: Mapping[str, np.ndarray]
+    params: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.params:
+            object.__setattr__(self, "params", tuple(self.draws))
+
+    def _get(self, param: str) -> np.ndarray:
+        try:
+            return self.draws[param]
+        except KeyError:
+            raise InputError(
+                Problem(f"unknown parameter; available: {', '.join(self.params)}",
+                        column="param", value=param)
+            ) from None
+
+    def flat(self, param: str) -> np.ndarray:
+        return np.asarray(self._get(param), float).ravel()
+
+    def mean(self, param: str) -> float:
+        return float(self.flat(param).mean())
+
+    def sd(self, param: str) -> float:
+        return float(self.flat(param).std(ddof=1))
+
+    def quantile(self, param: str, q: float | Sequence[float]) -> float | np.ndarray:
+        out = np.quantile(self.flat(param), q)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def cdf(self, param: str, x: float | Sequence[float]) -> float | np.ndarray:
+        d = np.sort(self.flat(param))
+        out = np.searchsorted(d, np.asarray(x, float), side="right") / d.size
+        return float(out) if np.ndim(out) == 0 else out
+
+    def interval(self, param: str, prob: float = DEFAULTS.level,
+                 kind: str = DEFAULTS.interval_kind) -> tuple[float, float]:
+        check_prob(prob)
+        check_kind(kind)
+        if kind == "shortest":
+            return shortest_interval_from_draws(self.flat(param), prob)
+        lo, hi = np.quantile(self.flat(param), [(1 - prob) / 2, (1 + prob) / 2])
+        return float(lo), float(hi)
+
+    def prob(self, param: str, op: str, value: float) -> float:
+        check_op(op)
+        return float(_OPS[op](self.flat(param), value).mean())
+
+    def mcse(self, param: str, stat: str = "mean", q: float | None = None) -> float:
+        """Monte Carlo standard error of the mean, sd, a quantile or a tail probability.
+
+        ``stat`` is ``"mean"``, ``"sd"``, ``"quantile"`` (with ``q``) or ``"prob"`` (with
+        ``q`` the threshold; the MCSE of P(param < q)), computed by arviz from the chains.
+        """
+        import arviz as az
+
+        x = np.asarray(self._get(param), float)
+        if x.ndim == 1:
+            x = x[None, :]
+        if stat in ("mean", "sd"):
+            return float(az.mcse(x, method=stat))
+        if stat == "quantile":
+            return float(az.mcse(x, method="quantile", prob=q))
+        if stat == "prob":
+            return float(az.mcse((x < q).astype(float), method="mean"))
+        raise InputError(Problem('stat must be "mean", "sd", "quantile" or "prob"',
+                                 column="stat", value=stat))
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """The outcome of the NUTS diagnostics gate (Vehtari et al. 2021, doi:10.1214/20-BA1221).
+
+    ``passed`` is True when every criterion holds: R-hat <= ``DEFAULTS.rhat_max``, bulk and tail
+    ESS >= ``DEFAULTS.ess_min``, no divergent transitions, E-BFMI >= ``DEFAULTS.ebfmi_min`` in
+    every chain. ``attempts`` records the sampler settings of each try (the gate retries with a
+    higher target_accept, longer tuning and the other parametrisation).
+    """
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    n_divergent: int
+    ebfmi_min: float
+    passed: bool
+    messages: tuple[str, ...] = ()
+    attempts: tuple[Mapping[str, Any], ...] = ()
+    table: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rhat_max": self.rhat_max,
+            "ess_bulk_min": self.ess_bulk_min,
+            "ess_tail_min": self.ess_tail_min,
+            "n_divergent": self.n_divergent,
+            "ebfmi_min": self.ebfmi_min,
+            "passed": self.passed,
+            "messages": list(self.messages),
+            "attempts": [dict(a) for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class BayesResult:
+    """A Bayesian random-effects fit (pooled, subgroup or meta-regression).
+
+    Attributes
+    ----------
+    posterior
+        The engine's :class:`Posterior` (draws or exact mixture); use the accessors below.
+    engine
+        ``"nuts"`` or ``"exact"``.
+    model
+        ``"pooled"``, ``"subgroup"`` or ``"meta_regression"``.
+    yi, vi, labels, measure
+        The data (metafor's yi/vi), the study labels and the effect measure.
+    priors
+        ``{"tau": <prior dict>, "mu": <prior dict or None>, ...}`` in ``to_dict()`` form.
+    frequentist
+        The REML fit of the same data and model (``bayesmeta.rma``), its twin for side-by-side
+        tables; ``None`` only when it could not be computed (then ``warnings`` says why).
+    idata
+        ``arviz.InferenceData`` (NUTS: posterior, posterior_predictive, log_likelihood,
+        observed_data, constant_data, sample_stats, prior when proper).
+    diagnostics
+        The NUTS gate outcome; ``None`` for the exact engine.
+    settings
+        Engine settings (draws, chains, seed, parametrisation, ...), and the defaults used.
+    level
+        The default interval coverage of ``summary()``.
+    """
+
+    posterior: Any
+    engine: str
+    model: str
+    yi: np.ndarray
+    vi: np.ndarray
+    labels: tuple[str, ...]
+    measure: str | None
+    priors: Mapping[str, Any]
+    frequentist: Any = None
+    idata: Any = None
+    diagnostics: Diagnostics | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    level: float = DEFAULTS.level
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- the accessor vocabulary -------------------------------------------------------------
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(self.posterior.params)
+
+    @property
+    def k(self) -> int:
+        return int(np.size(self.yi))
+
+    def mean(self, param: str) -> float | None:
+        """Posterior mean (``None`` when it does not exist, e.g. a tau posterior with an
+        infinite mean under an improper prior)."""
+        return self.posterior.mean(param)
+
+    def sd(self, param: str) -> float | None:
+        return self.posterior.sd(param)
+
+    def quantile(self, param: str, q: float | Sequence[float]) -> float | np.ndarray:
+        return self.posterior.quantile(param, q)
+
+    def median(self, param: str) -> float:
+        return float(self.posterior.quantile(param, 0.5))
+
+    def cdf(self, param: str, x: float | Sequence[float]) -> float | np.ndarray:
+        return self.posterior.cdf(param, x)
+
+    def interval(self, param: str, prob: float | None = None,
+                 kind: str = DEFAULTS.interval_kind) -> tuple[float, float]:
+        """Credible interval: equal-tailed (``"eti"``, default) or ``"shortest"``."""
+        return self.posterior.interval(param, self.level if prob is None else prob, kind)
+
+    def prob(self, param: str, op: str, value: float) -> float:
+        """Posterior probability that ``param`` ``op`` ``value``, e.g. ``prob("mu", "<", 0)``."""
+        return self.posterior.prob(param, op, value)
+
+    # -- tables --------------------------------------------------------------------------------
+    def summary(self, params: Sequence[str] | None = None, prob: float | None = None,
+                kind: str = DEFAULTS.interval_kind) -> pd.DataFrame:
+        """One row per parameter: mean, sd, median, interval bounds, and for NUTS the MCSE,
+        bulk/tail ESS and R-hat. The interval coverage and kind are in ``df.attrs``."""
+        prob = self.level if prob is None else prob
+        params = list(self.params if params is None else params)
+        rows = []
+        for p in params:
+            lo, hi = self.interval(p, prob, kind)
+            row = {"param": p, "mean": self.mean(p), "sd": self.sd(p), "median": self.median(p),
+                   "ci_low": lo, "ci_high": hi}
+            rows.append(row)
+        df = pd.DataFrame(rows).set_index("param")
+        if self.diagnostics is not None and self.diagnostics.table is not None:
+            df = df.join(self.diagnostics.table, how="left")
+        df.attrs["interval"] = f"{100 * prob:g}% {'equal-tailed' if kind == 'eti' else 'shortest'}"
+        df.attrs["engine"] = self.engine
+        return df
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable keys: for each of mu (or each coefficient), tau and theta_new: mean, sd,
+        median, ci_low, ci_high; plus engine, model, k, measure, priors, level, warnings and
+        (NUTS) diagnostics."""
+        out: dict[str, Any] = {
+            "engine": self.engine,
+            "model": self.model,
+            "k": self.k,
+            "measure": self.measure,
+            "level": self.level,
+            "priors": json.loads(json.dumps(self.priors, default=_jsonable)),
+            "warnings": list(self.warnings),
+        }
+        core = [p for p in self.params if p not in self.labels]
+        for p in core:
+            lo, hi = self.interval(p)
+            out[p] = {"mean": self.mean(p), "sd": self.sd(p), "median": self.median(p),
+                      "ci_low": lo, "ci_high": hi}
+        if self.diagnostics is not None:
+            out["diagnostics"] = self.diagnostics.to_dict()
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one netCDF file: draws (or the exact engine's tau grid), data, priors,
+        settings, package versions and a hash of the inputs. Written atomically."""
+        save(self, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# save / load
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    return str(obj)
+
+
+def canonical_json(obj: Any) -> str:
+    """Canonical serialisation (sorted keys, no whitespace, floats via repr) for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def input_hash(yi: np.ndarray, vi: np.ndarray, labels: Sequence[str], priors: Mapping[str, Any],
+               settings: Mapping[str, Any], payload: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the canonical inputs and the stored posterior arrays.
+
+    The posterior arrays are included so that a file whose draws were edited after saving
+    fails to load, not only one whose data or priors were.
+    """
+    h = hashlib.sha256()
+    h.update(canonical_json({"labels": list(labels), "priors": priors,
+                             "settings": settings}).encode())
+    for arr in (yi, vi):
+        h.update(np.ascontiguousarray(np.asarray(arr, "<f8")).tobytes())
+    for name in sorted(payload):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.asarray(payload[name], "<f8")).tobytes())
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("bayesmeta", "numpy", "scipy", "pandas", "xarray", "arviz", "pymc", "nutpie",
+                 "pytensor"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    import platform
+
+    out["python"] = platform.python_version()
+    return out
+
+
+# The only posterior types a file may name; each maps to a known module and class (no dotted
+# paths are read from files).
+_POSTERIOR_TYPES = {"exact": ("bayesmeta.bayes.exact", "ExactPosterior")}
+
+
+def _posterior_payload(result: BayesResult) -> tuple[str, dict[str, np.ndarray]]:
+    if isinstance(result.posterior, DrawsPosterior):
+        return "draws", {p: np.asarray(v, float) for p, v in result.posterior.draws.items()}
+    return "exact", dict(result.posterior.to_arrays())
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see half a file."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save(result: BayesResult, path: str | os.PathLike) -> None:
+    import xarray as xr
+
+    kind, payload = _posterior_payload(result)
+    settings = json.loads(canonical_json(result.settings))
+    priors = json.loads(canonical_json(result.priors))
+    digest = input_hash(result.yi, result.vi, result.labels, priors, settings, payload)
+    meta = {
+        "bayesmeta_format": 1,
+        "posterior_kind": kind,
+        "engine": result.engine,
+        "model": result.model,
+        "measure": result.measure or "",
+        "labels": canonical_json(list(result.labels)),
+        "priors": canonical_json(priors),
+        "settings": canonical_json(settings),
+        "warnings": canonical_json(list(result.warnings)),
+        "level": result.level,
+        "versions": canonical_json(package_versions()),
+        "diagnostics": canonical_json(result.diagnostics.to_dict()) if result.diagnostics else "",
+        "extras": canonical_json(result.extras),
+        "input_hash": digest,
+    }
+    data_vars = {
+        "yi": ("study", np.asarray(result.yi, float)),
+        "vi": ("study", np.asarray(result.vi, float)),
+    }
+    for i, (name, arr) in enumerate(payload.items()):
+        arr = np.asarray(arr, float)
+        dims = tuple(f"p{i}_d{j}" for j in range(arr.ndim))
+        data_vars[f"payload_{i}"] = (dims, arr, {"name": name})
+    ds = xr.Dataset(data_vars, attrs=meta)
+
+    def write(tmp: str) -> None:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        if result.idata is not None:
+            for group in result.idata.groups():
+                result.idata[group].to_netcdf(tmp, mode="a", group=f"idata/{group}",
+                                              engine="h5netcdf")
+
+    atomic_write(path, write)
+
+
+class FileIntegrityError(InputError):
+    """A saved result whose content does not match its recorded hash."""
+
+
+def load(path: str | os.PathLike) -> BayesResult:
+    """Read a file written by :meth:`BayesResult.save`.
+
+    Raises :class:`FileIntegrityError` when the stored hash does not match the data, priors,
+    settings and posterior arrays in the file (the file was edited or is corrupt).
+    ``frequentist`` is left ``None`` here; :func:`bayesmeta.load` re-attaches the REML twin,
+    recomputed from the stored data (cheap and exact), since this module imports no engine.
+    """
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    meta = dict(ds.attrs)
+    if meta.get("bayesmeta_format") != 1:
+        raise InputError(Problem("not a bayesmeta result file (no bayesmeta_format attribute)",
+                                 column="path", value=os.fspath(path)))
+    payload = {}
+    for name in ds.data_vars:
+        if str(name).startswith("payload_"):
+            payload[ds[name].attrs["name"]] = ds[name].values
+    labels = tuple(json.loads(meta["labels"]))
+    priors = json.loads(meta["priors"])
+    settings = json.loads(meta["settings"])
+    yi, vi = ds["yi"].values, ds["vi"].values
+    digest = input_hash(yi, vi, labels, priors, settings, payload)
+    if digest != meta["input_hash"]:
+        raise FileIntegrityError(Problem(
+            "the file's content does not match its recorded input hash (edited or corrupt); "
+            "refit and save again", column="input_hash", value=os.fspath(path)))
+    if meta["posterior_kind"] == "draws":
+        posterior: Any = DrawsPosterior(payload)
+    else:
+        module, cls = _POSTERIOR_TYPES[meta["posterior_kind"]]
+        posterior = getattr(importlib.import_module(module), cls).from_arrays(payload)
+    idata = None
+    try:
+        import arviz as az
+        import h5netcdf
+
+        with h5netcdf.File(path, "r") as f:
+            groups = list(f.groups.get("idata", {}).groups) if "idata" in f.groups else []
+        if groups:
+            idata = az.InferenceData(**{
+                g: xr.open_dataset(path, group=f"idata/{g}", engine="h5netcdf").load()
+                for g in groups
+            })
+    except (OSError, KeyError) as exc:  # pragma: no cover - depends on file damage
+        raise FileIntegrityError(Problem(f"could not read the stored draws: {exc}",
+                                         column="idata", value=os.fspath(path))) from exc
+    diag = None
+    if meta.get("diagnostics"):
+        d = json.loads(meta["diagnostics"])
+        diag = Diagnostics(
+            rhat_max=d["rhat_max"], ess_bulk_min=d["ess_bulk_min"],
+            ess_tail_min=d["ess_tail_min"], n_divergent=d["n_divergent"],
+            ebfmi_min=d["ebfmi_min"], passed=d["passed"], messages=tuple(d["messages"]),
+            attempts=tuple(d["attempts"]))
+    frequentist = None
+    measure = meta["measure"] or None
+    return BayesResult(
+        posterior=posterior, engine=meta["engine"], model=meta["model"], yi=yi, vi=vi,
+        labels=labels, measure=measure, priors=priors, frequentist=frequentist, idata=idata,
+        diagnostics=diag, settings=settings, warnings=tuple(json.loads(meta["warnings"])),
+        level=float(meta["level"]), extras=json.loads(meta["extras"]),
+    )
