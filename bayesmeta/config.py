@@ -50,6 +50,10 @@ class Defaults:
     se_ratio_warn
         Ratio of the largest to the smallest standard error above which a warning is recorded
         (as bayesmeta does): quadrature and sampling both get fragile there.
+    escalc_add, escalc_to, escalc_vtype
+        ``escalc`` defaults, as in metafor 3.8-1: add 1/2 to every cell of a 2x2 table (or both
+        cells of a proportion) that has a zero cell (``to="only0"``); large-sample variances
+        (``vtype="LS"``).
     """
 
     level: float = 0.95
@@ -74,6 +78,9 @@ class Defaults:
     chains: int = 4
     target_accept: float = 0.9
     se_ratio_warn: float = 1000.0
+    escalc_add: float = 0.5
+    escalc_to: str = "only0"
+    escalc_vtype: str = "LS"
 
     def describe(self) -> dict[str, Any]:
         """The defaults as a plain dictionary, for printing beside results."""
