@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "escalc": "bayesmeta.effects",
     "to_vas": "bayesmeta.effects",
     "split_shared_groups": "bayesmeta.effects",
+    "table_to_vas": "bayesmeta.effects",
     "rma": "bayesmeta.frequentist",
     "egger_test": "bayesmeta.frequentist",
     "rank_test": "bayesmeta.frequentist",

@@ -131,7 +131,13 @@ def test_escalc_matches_metafor(dataset, key):
     np.testing.assert_allclose(out["vi"], analysis["vi"], rtol=RTOL_ESCALC, atol=0)
     pd.testing.assert_frame_equal(data, before)  # the input is never modified
     assert out.attrs["measure"] == measure
-    assert out.attrs["escalc"]["measure"] == measure
+    record = out.attrs["escalc"]
+    assert record["measure"] == measure
+    # the reference CSVs carry R's yi/vi columns: overwritten, and said so
+    assert record["replaced_columns"] == ["yi", "vi"]
+    assert record["inputs"] == {k: v for k, v in columns.items()}
+    counts = measure in ("OR", "RR", "PLO")
+    assert (record["add"], record["to"]) == ((0.5, "only0") if counts else (None, None))
 
 
 def test_double_zero_study_is_kept_with_warning_as_metafor_does():

@@ -146,9 +146,10 @@ def escalc(
     pandas.DataFrame
         ``data`` (or an empty frame) plus ``yi`` and ``vi`` (and ``prepost_r_used`` when an SD was
         imputed). ``attrs["measure"]`` holds the measure; ``attrs["escalc"]`` a record with keys
-        measure, description, vtype, add, to, drop00, sign, direction, prepost_r, inputs,
-        zero_cell_rows, dropped, imputed_change_sd, derived_change_mean, given_effects,
-        replaced_columns, warnings, notes.
+        measure, description, vtype, add, to (``None`` for measures without counts), drop00,
+        sign, direction, prepost_r, inputs (keyword -> column), zero_cell_rows, dropped,
+        imputed_change_sd, derived_change_mean, given_effects, replaced_columns (``yi``/``vi``
+        columns of ``data`` that were overwritten), warnings, notes. Rows are 1-based.
 
     Raises
     ------
@@ -210,9 +211,12 @@ def escalc(
     raise_if(reader.problems, context)
     assert inputs is not None
 
+    counts = m.family in ("table", "proportion")
     record: dict[str, Any] = {
         "measure": m.name, "description": m.description, "vtype": vtype,
-        "add": float(add), "to": to, "drop00": bool(drop00), "sign": int(sign),
+        # add/to only act on counts; None says "not applicable" rather than implying a correction
+        "add": float(add) if counts else None, "to": to if counts else None,
+        "drop00": bool(drop00), "sign": int(sign),
         "direction": _DIRECTION[m.family].replace("sign", f"{int(sign):+d}"),
         "prepost_r": _describe_r(prepost_r), "inputs": _describe_inputs(reader, schema, m),
         "zero_cell_rows": [], "dropped": [], "imputed_change_sd": [], "derived_change_mean": [],

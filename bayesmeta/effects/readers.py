@@ -281,10 +281,12 @@ def read_proportion(
         _count_problems(reader, n.values, lambda i: n.source[i], "a sample size")
     if "pri" in f:
         p = f["pri"]
+        valid = p.values.copy()
         for i, v in enumerate(p.values):
             if not np.isnan(v) and not 0.0 <= v <= 1.0:
                 reader.problem("a proportion must be between 0 and 1", i, p.source[i], v)
-        events = Field(p.values * n.values, p.source)
+                valid[i] = 0.0  # reported once; keeps the checks below quiet for this row
+        events = Field(valid * n.values, p.source)
     else:
         events = f["xi"]
         _count_problems(reader, events.values, lambda i: events.source[i], "an event count")

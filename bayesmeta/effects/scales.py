@@ -179,10 +179,14 @@ def _convert(
         if kind == "mean":
             if inverse:
                 x = VAS_RANGE[1] - x if not higher_is_worse else x
-                out[j] = inst.minimum + (x - VAS_RANGE[0]) * factor
+                y = inst.minimum + (x - VAS_RANGE[0]) * factor
+                target = (inst.minimum, inst.maximum)
             else:
                 y = VAS_RANGE[0] + (x - inst.minimum) * factor
-                out[j] = VAS_RANGE[1] - y if not higher_is_worse else y
+                y = VAS_RANGE[1] - y if not higher_is_worse else y
+                target = VAS_RANGE
+            # x was checked to lie in range, so anything outside the target is rounding only
+            out[j] = min(max(y, target[0]), target[1])
         elif kind == "change":
             out[j] = x * factor * (1.0 if higher_is_worse else -1.0)
         else:
