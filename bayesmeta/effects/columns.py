@@ -75,8 +75,12 @@ class ArgumentReader:
     ----------
     data
         The caller's table, or ``None`` when arrays are passed.
-    context
-        Phrase naming the call, used in the message for a column name given without data.
+    labels
+        Study label per row for messages; by default taken from ``data`` (study_id, label or
+        the index) when it has any.
+
+    Problems accumulate in ``problems``; ``lengths`` and ``sources`` record, per keyword, how
+    many values it had and which column (or ``"array"``) it came from.
     """
 
     data: pd.DataFrame | None

@@ -23,6 +23,7 @@ __all__ = [
     "read_arm_means",
     "impute_change_sd",
     "check_means",
+    "check_prepost_r",
     "read_table",
     "read_proportion",
     "read_correlation",
@@ -54,7 +55,6 @@ class CountInputs:
     """Cells of k 2x2 tables (ai, bi, ci, di) or k proportions (xi, mi), or (ri, ni)."""
 
     cells: tuple[np.ndarray, ...]
-    names: tuple[str, ...]
 
 
 def missing_keyword_problems(reader: ArgumentReader, measure: Measure, missing: list[str]) -> None:
@@ -219,7 +219,6 @@ def read_table(
     if k is None or reader.problems or any(v is None for v in f.values()):
         return None
     cells = []
-    names = []
     for events, other, size in (("ai", "bi", "n1i"), ("ci", "di", "n2i")):
         e = f[events]
         o = f.get(other)
@@ -255,8 +254,7 @@ def read_table(
                 reader.problem("the group has no participants", i,
                                size if n is not None else other, 0.0)
         cells += [e.values, rest]
-        names += [e.source[0], other if o is None else o.source[0]]
-    return CountInputs(tuple(cells), tuple(names))
+    return CountInputs(tuple(cells))
 
 
 def read_proportion(
@@ -317,7 +315,7 @@ def read_proportion(
         if ev + rest[i] <= 0:
             reader.problem("a sample size must be > 0", i, "ni" if n is None else n.source[i],
                            ev + rest[i])
-    return CountInputs((events.values, rest), (events.source[0], "mi"))
+    return CountInputs((events.values, rest))
 
 
 def read_correlation(
@@ -345,4 +343,4 @@ def read_correlation(
         elif not np.isfinite(nv) or nv <= 3:
             reader.problem("a sample size must be > 3 for a correlation's sampling variance "
                            "(metafor gives none for ni <= 3)", i, n.source[i], nv)
-    return CountInputs((r.values, n.values), (r.source[0], n.source[0]))
+    return CountInputs((r.values, n.values))
