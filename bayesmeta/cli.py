@@ -17,10 +17,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .io import read_studies
 
     table = read_studies(args.path)
-    print(f"{args.path}: {len(table)} rows valid")
-    excluded = table.attrs.get("excluded", [])
-    for item in excluded:
-        print(f"  kept out: {item}")
+    attrs = table.attrs
+    print(f"{args.path}: {len(table)} rows valid (schema {attrs['schema_version']})")
+    for written, name in attrs["column_aliases"].items():
+        print(f"  column {written!r} read as {name}")
+    if attrs["unknown_columns"]:
+        print("  kept, outside the schema: " + ", ".join(attrs["unknown_columns"]))
+    for item in attrs["excluded"]:
+        print(f"  kept out: row {item['row']} ({item['study_id']}): {item['reason']}")
     return EXIT_OK
 
 
