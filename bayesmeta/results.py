@@ -158,12 +158,13 @@ class DrawsPosterior:
         x = np.asarray(self._get(param), float)
         if x.ndim == 1:
             x = x[None, :]
-        if stat in ("mean", "sd"):
-            return float(az.mcse(x, method=stat))
-        if stat == "quantile":
-            return float(az.mcse(x, method="quantile", prob=q))
         if stat == "prob":
-            return float(az.mcse((x < q).astype(float), method="mean"))
+            x = (x < q).astype(float)
+        ds = az.convert_to_dataset({"x": x})
+        if stat in ("mean", "sd", "prob"):
+            return float(az.mcse(ds, method="mean" if stat == "prob" else stat)["x"].values)
+        if stat == "quantile":
+            return float(az.mcse(ds, method="quantile", prob=q)["x"].values)
         raise InputError(Problem('stat must be "mean", "sd", "quantile" or "prob"',
                                  column="stat", value=stat))
 

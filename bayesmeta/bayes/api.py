@@ -26,7 +26,8 @@ ENGINES = ("nuts", "exact")
 DEFAULT: Any = type("DefaultPrior", (), {"__repr__": lambda self: "DEFAULT"})()
 
 
-def resolve_priors(measure: str | None, tau_prior: Any, mu_prior: Any) -> tuple[Any, Any, list[str]]:
+def resolve_priors(measure: str | None, tau_prior: Any,
+                   mu_prior: Any) -> tuple[Any, Any, list[str]]:
     """Apply the package defaults (see :data:`bayesmeta.config.DEFAULTS`).
 
     For a standardised / log / logit measure (SMD, OR, ...): tau ~ HalfNormal(0.5),
@@ -84,7 +85,8 @@ def _prior_draws(prior: Any, rng: np.random.Generator, size: int) -> np.ndarray:
 
 def _nuts_pooled(effects: EffectData, tau_prior: Any, mu_prior: Any, *, draws: int, tune: int,
                  chains: int, seed: int, target_accept: float, parametrisation: str,
-                 backend: str) -> tuple[DrawsPosterior, Any, Any, dict[str, Any]]:
+                 backend: str, capacity: int | None, retry: bool,
+                 ) -> tuple[DrawsPosterior, Any, Any, dict[str, Any]]:
     import arviz as az
     import xarray as xr
 
@@ -93,8 +95,11 @@ def _nuts_pooled(effects: EffectData, tau_prior: Any, mu_prior: Any, *, draws: i
 
     k = effects.k
     X = np.ones((k, 1))
+    if capacity is not None and capacity < k:
+        raise InputError(Problem(f"capacity must be at least k = {k}", column="capacity",
+                                 value=capacity))
     data = pad_data(effects.yi, effects.vi, X, np.zeros(k, dtype=int),
-                    capacity=_capacity(k))
+                    capacity=capacity or _capacity(k))
 
     def make(param: str):
         return structure_for(1, [None if mu_prior is None else mu_prior.to_dict()],
@@ -103,7 +108,8 @@ def _nuts_pooled(effects: EffectData, tau_prior: Any, mu_prior: Any, *, draws: i
     raw, diag = sample_with_gate(make, data, coef_names=["mu"], tau_names=["tau"],
                                  labels=effects.labels, parametrisation=parametrisation,
                                  draws=draws, tune=tune, chains=chains, seed=seed,
-                                 target_accept=target_accept, backend=backend)
+                                 target_accept=target_accept, backend=backend,
+                                 retry=retry)
     rng = np.random.default_rng([seed, 1])
     mu = raw.beta[:, :, 0]
     tau = raw.tau[:, :, 0]
@@ -188,6 +194,8 @@ def bayes_rma(
     target_accept: float = DEFAULTS.target_accept,
     parametrisation: str = "noncentred",
     backend: str = "nutpie",
+    capacity: int | None = None,
+    retry: bool = True,
     level: float = DEFAULTS.level,
     labels: Any = None,
     measure: str | None = None,
@@ -216,6 +224,12 @@ def bayes_rma(
     draws, tune, chains, seed, target_accept, parametrisation, backend
         NUTS settings. ``parametrisation`` is ``"noncentred"`` (default) or ``"centred"``;
         ``backend`` is ``"nutpie"`` (compile once, default) or ``"pymc"``.
+    capacity
+        Study slots of the compiled model (default: the next power of two >= k). Fits that
+        share a structure and a capacity reuse one compiled sampler; pass the largest k of a
+        batch of analyses to compile once for all of them.
+    retry
+        Retry automatically when the diagnostics gate fails (default True).
     level
         Default interval coverage of summaries (0.95).
 
@@ -247,7 +261,8 @@ def bayes_rma(
                            warnings=tuple(warnings_), level=level)
     posterior, idata, diag, info = _nuts_pooled(
         effects, tau_p, mu_p, draws=draws, tune=tune, chains=chains, seed=seed,
-        target_accept=target_accept, parametrisation=parametrisation, backend=backend)
+        target_accept=target_accept, parametrisation=parametrisation, backend=backend,
+        capacity=capacity, retry=retry)
     settings.update(info["settings"])
     warnings_ += info["notes"]
     if not diag.passed:

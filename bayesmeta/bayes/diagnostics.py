@@ -21,17 +21,17 @@ def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-parameter R-hat, bulk/tail ESS and MCSE of the mean; ``draws[p]`` is (chain, draw)."""
     import arviz as az
 
-    rows = []
-    for name, x in draws.items():
-        x = np.asarray(x, float)
-        rows.append({
-            "param": name,
-            "mcse_mean": float(az.mcse(x, method="mean")),
-            "ess_bulk": float(az.ess(x, method="bulk")),
-            "ess_tail": float(az.ess(x, method="tail")),
-            "r_hat": float(az.rhat(x)),
-        })
-    return pd.DataFrame(rows).set_index("param")
+    ds = az.convert_to_dataset({name: np.asarray(x, float) for name, x in draws.items()})
+    stats = {
+        "mcse_mean": az.mcse(ds, method="mean"),
+        "ess_bulk": az.ess(ds, method="bulk"),
+        "ess_tail": az.ess(ds, method="tail"),
+        "r_hat": az.rhat(ds),
+    }
+    table = pd.DataFrame(
+        {col: [float(res[name].values) for name in draws] for col, res in stats.items()},
+        index=pd.Index(list(draws), name="param"))
+    return table
 
 
 def ebfmi(energy: np.ndarray) -> np.ndarray:

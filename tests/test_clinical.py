@@ -1,0 +1,161 @@
+"""Clinical relevance probabilities and the reanalysis of published pooled results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import bayesmeta
+from bayesmeta.clinical import (
+    MCID_CAVEAT,
+    clinical_relevance,
+    frequentist_reading,
+    reanalyse,
+    reanalysis_prior,
+)
+from bayesmeta.errors import InputError
+
+PUBLISHED = Path(__file__).parents[1] / "data" / "published" / "fleckenstein2022_pooled.csv"
+
+
+@pytest.fixture(scope="module")
+def published() -> pd.DataFrame:
+    return pd.read_csv(PUBLISHED)
+
+
+def test_probabilities_equal_closed_form_normal_cdf():
+    # A flat-prior reanalysis has an exactly normal posterior: N(est, se^2).
+    res = reanalyse(-0.28, -0.42, -0.14, k=32, i2_percent=73)
+    se = 0.28 / (2 * stats.norm.ppf(0.975))
+    tau2 = 0.73 * 32 * se**2
+    rel = clinical_relevance(res, mcid=1.5, sd_ref=2.0)
+    assert rel.mcid_smd == pytest.approx(0.75)
+    assert rel.p_mu_mcid == pytest.approx(stats.norm.cdf(-0.75, -0.28, se), abs=1e-12)
+    assert rel.p_new_mcid == pytest.approx(
+        stats.norm.cdf(-0.75, -0.28, np.sqrt(se**2 + tau2)), abs=1e-12)
+    assert rel.p_mu_benefit == pytest.approx(stats.norm.cdf(0, -0.28, se), abs=1e-12)
+    d = rel.to_dict()
+    for key in ("p_mu_mcid", "p_new_mcid", "p_mu_benefit", "mcid_smd", "sd_ref"):
+        assert key in d
+    assert d["sd_ref"] == 2.0
+
+
+def test_direction_higher_mirrors_lower():
+    lower = clinical_relevance(reanalyse(-0.3, -0.5, -0.1), mcid=0.5, sd_ref=1.0)
+    higher = clinical_relevance(reanalyse(0.3, 0.1, 0.5), mcid=0.5, sd_ref=1.0,
+                                direction="higher")
+    assert higher.p_mu_mcid == pytest.approx(lower.p_mu_mcid, abs=1e-12)
+    assert higher.p_mu_benefit == pytest.approx(lower.p_mu_benefit, abs=1e-12)
+
+
+def test_curve_is_monotone_and_rescales_with_sd_ref():
+    res = reanalyse(-0.40, -0.58, -0.22, k=32, i2_percent=89)
+    rel = clinical_relevance(res, mcid=1.5, sd_ref=2.0)
+    curve = rel.curve
+    assert curve["threshold_vas"].iloc[0] == 0.0
+    assert curve["threshold_vas"].iloc[-1] == pytest.approx(3.0)
+    assert np.all(np.diff(curve["p_mu"]) <= 0)
+    assert np.all(np.diff(curve["p_new"]) <= 0)
+    assert curve["p_mu"].iloc[0] > curve["p_mu"].iloc[-1]
+    # VAS and SMD curves are one curve rescaled by sd_ref.
+    np.testing.assert_allclose(curve["threshold_vas"], 2.0 * curve["threshold_smd"])
+    rel25 = clinical_relevance(res, mcid=1.5 * 1.25, sd_ref=2.5)
+    np.testing.assert_allclose(rel25.curve["p_mu"], curve["p_mu"], atol=1e-12)
+
+
+def test_sd_ref_grid_and_rope():
+    res = reanalyse(-0.28, -0.42, -0.14, k=32, i2_percent=73)
+    rel = clinical_relevance(res, mcid=1.5, sd_ref=2.0, sd_ref_grid=[1.5, 2.0, 2.5],
+                             rope=(-0.5, 0.5))
+    tab = rel.sd_ref_sensitivity
+    assert list(tab["sd_ref"]) == [1.5, 2.0, 2.5]
+    # A larger reference SD makes the SMD threshold smaller, hence more probable to exceed.
+    assert tab["p_mu_mcid"].is_monotonic_increasing
+    assert tab.loc[tab.sd_ref == 2.0, "p_mu_mcid"].item() == pytest.approx(rel.p_mu_mcid)
+    se = 0.28 / (2 * stats.norm.ppf(0.975))
+    expected = stats.norm.cdf(0.25, -0.28, se) - stats.norm.cdf(-0.25, -0.28, se)
+    assert rel.p_mu_rope == pytest.approx(expected, abs=1e-12)
+
+
+def test_scale_checks_name_the_argument():
+    smd = reanalyse(-0.28, -0.42, -0.14)
+    with pytest.raises(InputError, match="column sd_ref; the result is on the SMD scale"):
+        clinical_relevance(smd, mcid=1.5)
+    md = reanalyse(-0.67, -1.0, -0.34, measure="MD")
+    with pytest.raises(InputError, match=r"column sd_ref: 2; the result is on the raw MD scale"):
+        clinical_relevance(md, mcid=1.5, sd_ref=2.0)
+    with pytest.raises(InputError, match="column mcid: -1.5; must be a positive number"):
+        clinical_relevance(md, mcid=-1.5)
+    with pytest.raises(InputError, match="column direction: down"):
+        clinical_relevance(md, mcid=1.5, direction="down")
+    # On the VAS scale (MD) no conversion happens: the threshold is the MCID itself.
+    rel = clinical_relevance(md, mcid=1.5)
+    assert rel.mcid_smd == 1.5 and rel.sd_ref is None
+    assert rel.p_new_mcid is None and "p_new" not in rel.curve
+    assert any("not reported" in n for n in rel.notes)
+
+
+def test_frequentist_reading_categories():
+    # CI excludes 0 but the point estimate (0.3 SMD = 0.6 VAS points) is below the MCID.
+    r = frequentist_reading(-0.30, -0.45, -0.15, mcid=1.5, sd_ref=2.0)
+    assert (r.significant, r.beyond_mcid, r.category) == (True, False, "probably meaningful")
+    r = frequentist_reading(-0.90, -1.2, -0.6, mcid=1.5, sd_ref=2.0)
+    assert r.category == "clinically important" and r.estimate_vas == pytest.approx(-1.8)
+    r = frequentist_reading(-0.10, -0.21, 0.01, mcid=1.5, sd_ref=2.0)
+    assert r.category == "not significant" and not r.significant
+    r = frequentist_reading(-0.90, -2.0, 0.2, mcid=1.5, sd_ref=2.0)
+    assert r.category == "not significant (point estimate beyond the MCID)"
+
+
+def test_reanalysis_reproduces_every_published_ci(published):
+    for row in published.itertuples():
+        res = reanalyse(row.smd, row.ci_low, row.ci_high, k=row.k, i2_percent=row.i2_percent)
+        lo, hi = res.interval("mu", 0.95)
+        # Centred on the printed estimate, the interval can differ from the printed bounds by
+        # the printed rounding (0.005) when the printed CI is not symmetric; 1e-12 covers the
+        # floating-point representation of 0.005 itself.
+        assert abs(lo - row.ci_low) <= 0.005 + 1e-12, row.analysis_id
+        assert abs(hi - row.ci_high) <= 0.005 + 1e-12, row.analysis_id
+        assert res.median("mu") == pytest.approx(row.smd)
+        assert res.sd("theta_new") > res.sd("mu")
+
+
+def test_reanalysis_warnings():
+    within = reanalyse(-0.14, -0.22, -0.07, k=17, i2_percent=29)
+    assert any("within rounding" in w for w in within.warnings)
+    beyond = reanalyse(-0.14, -0.30, -0.07)
+    assert any("asymmetric around the estimate beyond rounding" in w for w in beyond.warnings)
+    frac = reanalyse(-0.14, -0.22, -0.06, k=17, i2_percent=0.29)
+    assert any("was a fraction passed" in w for w in frac.warnings)
+    plug = reanalyse(-0.14, -0.22, -0.06, k=17, i2_percent=29)
+    assert any("not propagated" in w for w in plug.warnings)
+    with pytest.raises(InputError, match="column estimate: 0.5; the estimate must lie inside"):
+        reanalyse(0.5, -0.2, 0.1)
+
+
+def test_reanalysis_priors_shrink_as_documented():
+    flat = reanalyse(-0.40, -0.58, -0.22)
+    sceptical = reanalyse(-0.40, -0.58, -0.22, prior="sceptical", mcid_effect=0.75)
+    enthusiastic = reanalyse(-0.40, -0.58, -0.22, prior="enthusiastic", mcid_effect=0.75)
+    assert sceptical.mean("mu") > flat.mean("mu") > enthusiastic.mean("mu")
+    m, s = reanalysis_prior("sceptical", mcid_effect=0.75)
+    # Sceptical: 5% prior probability of an effect beyond the MCID.
+    assert stats.norm.cdf(-0.75, m, s) == pytest.approx(0.05)
+    m, s = reanalysis_prior("enthusiastic", mcid_effect=0.75)
+    assert stats.norm.sf(0, m, s) == pytest.approx(0.05)
+    with pytest.raises(InputError, match="pass mcid_effect > 0"):
+        reanalyse(-0.4, -0.58, -0.22, prior="sceptical")
+
+
+def test_caveat_is_carried():
+    rel = clinical_relevance(reanalyse(-0.28, -0.42, -0.14), mcid=1.5, sd_ref=2.0)
+    assert MCID_CAVEAT in rel.notes and "within-person" in MCID_CAVEAT
+
+
+def test_public_names():
+    assert bayesmeta.clinical_relevance is clinical_relevance
+    assert bayesmeta.reanalyse is reanalyse
