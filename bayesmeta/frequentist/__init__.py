@@ -1,0 +1,8 @@
+"""The frequentist engine: pure numpy/scipy estimators under a thin ``rma`` API.
+
+Validated against metafor 3.8-1 (tests/reference/*.json, ``metafor_tight`` values to 1e-6).
+"""
+
+from .rma import RmaResult, SubgroupResult, rma
+
+__all__ = ["RmaResult", "SubgroupResult", "rma"]
