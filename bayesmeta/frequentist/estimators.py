@@ -56,6 +56,10 @@ class FitControl:
         Stop Fisher scoring when |delta tau2| < tol (metafor's ``threshold``).
     maxiter
         Fisher scoring iteration cap (metafor's ``maxiter``).
+    search_maxiter
+        Iteration cap of root finding and of the bounded optimisation that takes over when
+        Fisher scoring fails (a budget of its own, so a fallback is not starved by the very cap
+        that triggered it).
     step_halvings
         Step halvings tried when a step would make tau2 negative.
     root_tol
@@ -70,6 +74,7 @@ class FitControl:
 
     tol: float = DEFAULTS.reml_tol
     maxiter: int = DEFAULTS.reml_maxiter
+    search_maxiter: int = DEFAULTS.reml_maxiter
     step_halvings: int = DEFAULTS.reml_step_halvings
     root_tol: float = DEFAULTS.root_tol
     tau2_max: float = DEFAULTS.tau2_max
@@ -190,8 +195,8 @@ def _step(kind: str, terms: tuple, k: int, p: int) -> float:
 
 
 def fisher_scoring(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str, start: float,
-                   control: FitControl = DEFAULT_CONTROL, pooled: bool | None = None
-                   ) -> tuple[float, bool, int]:
+                   control: FitControl = DEFAULT_CONTROL, pooled: bool | None = None,
+                   scorer: Scorer | None = None) -> tuple[float, bool, int]:
     """Fisher scoring for ML, REML or EB from ``start`` (metafor's iteration).
 
     ``y`` should be centred for the pooled model (see :class:`~.linalg.Scorer`).
@@ -205,7 +210,8 @@ def fisher_scoring(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str, start
     (tau2, converged, iterations)
     """
     k, p = X.shape
-    scorer = Scorer(y, v, X, pooled)
+    if scorer is None:
+        scorer = Scorer(y, v, X, pooled)
     t = max(0.0, float(start))
     for it in range(1, control.maxiter + 1):
         terms = scorer(t)
@@ -334,7 +340,7 @@ def _pm_root(y: np.ndarray, v: np.ndarray, X: np.ndarray, control: FitControl
     else:
         return hi, False, (f"the generalised Q statistic stays above k - p = {target} up to "
                            f"tau2 = {hi:.3g}; the estimate is only known to exceed it",)
-    root, info = optimize.brentq(q, 0.0, hi, xtol=control.root_tol, maxiter=control.maxiter,
+    root, info = optimize.brentq(q, 0.0, hi, xtol=control.root_tol, maxiter=control.search_maxiter,
                                  full_output=True, disp=False)
     return float(root), bool(info.converged), ()
 
@@ -414,7 +420,7 @@ def _bounded_maximum(y: np.ndarray, v: np.ndarray, X: np.ndarray, reml: bool, lo
         return 0.0
     res = optimize.minimize_scalar(
         lambda t: -float(profile_loglik(y, v, X, t, reml)[0]), bounds=(lo, hi),
-        method="bounded", options={"xatol": control.tol, "maxiter": control.maxiter})
+        method="bounded", options={"xatol": control.tol, "maxiter": control.search_maxiter})
     return float(res.x)
 
 
@@ -422,7 +428,8 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
                          control: FitControl) -> Tau2Estimate:
     reml = kind == "REML"
     pooled = is_intercept_only(X)
-    tau2, ok, it = fisher_scoring(y, v, X, kind, hedges_start(y, v, X), control, pooled)
+    scorer = Scorer(y, v, X, pooled)
+    tau2, ok, it = fisher_scoring(y, v, X, kind, hedges_start(y, v, X), control, pooled, scorer)
     method_used = kind
     warns: list[str] = []
     notes: list[str] = []
@@ -454,7 +461,7 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
             if i == 0:
                 candidates.append(0.0)
                 continue
-            t_i, ok_i, _ = fisher_scoring(y, v, X, kind, float(grid[i]), control, pooled)
+            t_i, ok_i, _ = fisher_scoring(y, v, X, kind, float(grid[i]), control, pooled, scorer)
             if not ok_i:
                 t_i = _bounded_maximum(y, v, X, reml, lo, hi, control)
             candidates.append(t_i)
@@ -474,7 +481,7 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
                     f"the {kind} log-likelihood has more than one local maximum (tau2 = "
                     + ", ".join(f"{c:.6g}" for c in distinct)
                     + f"); the global maximum {tau2:.6g} is used")
-    _, _, _, tr_pp, _, sw2 = score_terms(y, v, X, tau2, pooled)
+    _, _, _, tr_pp, _, sw2 = scorer(tau2)
     se = math.sqrt(2.0 / (tr_pp if reml else sw2))
     return Tau2Estimate(float(tau2), se, kind, method_used, ok, it, tuple(warns), tuple(notes))
 

@@ -98,7 +98,8 @@ def q_profile(y: np.ndarray, v: np.ndarray, X: np.ndarray, level: float, tau2_ha
     def root(target: float) -> float:
         nonlocal converged
         r, info = optimize.brentq(lambda t: q(t) - target, lo, hi, xtol=control.root_tol,
-                                  maxiter=control.maxiter, full_output=True, disp=False)
+                                  maxiter=control.search_maxiter, full_output=True,
+                                  disp=False)
         converged = converged and bool(info.converged)
         return float(r)
 

@@ -51,7 +51,7 @@ from ..design import (
     grouping,
     intercept_only,
 )
-from ..errors import InputError, Problem, warn
+from ..errors import ConvergenceWarning, InputError, Problem, warn
 from ..inputs import resolve_effects
 from .core import fit_at
 from .estimators import ALIASES, DEFAULT_CONTROL, METHODS, FitControl, Tau2Estimate, estimate_tau2
@@ -268,9 +268,20 @@ class RmaResult:
         """
         pooled = self.intercept_only
 
+        reasons = dict(self.none_reasons)
+
+        def finite(x: float) -> float | None:
+            # only a zero Knapp-Hartung scale (all residuals zero) makes a statistic infinite
+            if math.isfinite(x):
+                return float(x)
+            reasons[self.stat_name] = ("the standard error is 0 (every residual is zero, so the "
+                                       "Knapp-Hartung scale factor is 0): the statistic is "
+                                       "infinite")
+            return None
+
         def coef(a: np.ndarray) -> Any:
-            return float(a[0]) if pooled else {t: float(x) for t, x in
-                                               zip(self.terms, a, strict=True)}
+            return finite(a[0]) if pooled else {t: finite(x) for t, x in
+                                                zip(self.terms, a, strict=True)}
 
         out: dict[str, Any] = {
             "estimate": coef(self.beta), "se": coef(self.se), "ci_low": coef(self.ci_low),
@@ -293,7 +304,7 @@ class RmaResult:
             "terms": list(self.terms), "loglik": self.loglik, "loglik_reml": self.loglik_reml,
             "warnings": list(self.warnings), "notes": list(self.notes),
             "excluded": [str(e) for e in self.excluded],
-            "none_reasons": dict(self.none_reasons),
+            "none_reasons": reasons,
         })
         return out
 
@@ -347,7 +358,7 @@ class RmaResult:
                             "null_set": qp.null_set, "level": level, "tau2_max": qp.tau2_max,
                             "header": f"Q-profile {100 * level:g}% confidence intervals"})
         if not qp.converged:
-            warn("root finding for a Q-profile limit did not converge")
+            warn("root finding for a Q-profile limit did not converge", ConvergenceWarning)
         return table
 
     # -- predictions -------------------------------------------------------------------------
@@ -481,7 +492,7 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
     warns.extend(est.warnings)
     note_list.extend(est.notes)
     for msg in est.warnings:
-        warn(msg)
+        warn(msg, ConvergenceWarning)
     if est.se is None:
         reasons["se_tau2"] = ("equal-effects model: no tau2" if method == "EE" else
                               "tau2 was fixed, not estimated" if est.method_used == "fixed" else
@@ -489,12 +500,16 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
 
     c = fit_at(y, v, X, t, test, level, design.intercept_only, design.intercept)
     if test == "knha":
+        knha_warnings = []
         if method == "EE":
-            warns.append("the Knapp-Hartung method is not meant for equal-effects models "
-                         "(metafor warns the same)")
+            knha_warnings.append("the Knapp-Hartung method is not meant for equal-effects "
+                                 "models (metafor warns the same)")
         if c.s2w == 0.0:
-            warns.append("every residual is zero, so the Knapp-Hartung scale factor is 0 and "
-                         "the standard errors are 0")
+            knha_warnings.append("every residual is zero, so the Knapp-Hartung scale factor "
+                                 "is 0 and the standard errors are 0")
+        for msg in knha_warnings:
+            warns.append(msg)
+            warn(msg)
 
     qm = qm_p = None
     qm_df: tuple[int, ...] | None = None
@@ -743,6 +758,8 @@ def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
     y, v = y[g.rows], v[g.rows]
     labels = tuple(labels[i] for i in g.rows)
     warns = [str(e) for e in g.excluded]
+    for msg in warns:
+        warn(msg)
     fits: dict[Any, RmaResult] = {}
     for code, lv in enumerate(g.levels):
         mask = g.codes == code
