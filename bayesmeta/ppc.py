@@ -74,21 +74,30 @@ class PPCResult:
 
 
 def _draws(result: BayesResult, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Joint posterior draws of the linear predictor (per study), tau and theta (per study)."""
+    """Joint posterior draws, (draw, study): the linear predictor, each study's tau, theta."""
     if result.idata is not None and "posterior" in result.idata.groups():
         post = result.idata.posterior
-        tau = post["tau"].values.reshape(-1)
-        theta = post["theta"].values.reshape(tau.size, -1)
-        if "linpred" in post:
-            lin = post["linpred"].values.reshape(tau.size, -1)
+        theta = post["theta"].values
+        n_draws = theta.shape[0] * theta.shape[1]
+        theta = theta.reshape(n_draws, -1)
+        lin = post["linpred"].values.reshape(n_draws, -1)
+        if "tau_study" in post:
+            tau = post["tau_study"].values.reshape(n_draws, -1)
         else:
-            lin = np.repeat(post["mu"].values.reshape(-1, 1), theta.shape[1], axis=1)
+            tau = np.repeat(post["tau"].values.reshape(-1, 1), theta.shape[1], axis=1)
         return {"tau": tau, "theta": theta, "linpred": lin}
     sampler = getattr(result.posterior, "sample", None)
     if sampler is None:
         raise TypeError("posterior predictive checks need draws; this posterior has none")
     d = sampler(rng, n)
-    return {"tau": d["tau"], "theta": d["theta"], "linpred": d["linpred"]}
+    theta = np.asarray(d["theta"])
+    tau = np.asarray(d["tau"])
+    if tau.ndim == 1:
+        tau = np.repeat(tau[:, None], theta.shape[1], axis=1)
+    lin = np.asarray(d.get("linpred", d.get("mu")))
+    if lin.ndim == 1:
+        lin = np.repeat(lin[:, None], theta.shape[1], axis=1)
+    return {"tau": tau, "theta": theta, "linpred": lin}
 
 
 def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
@@ -99,7 +108,7 @@ def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
     y, v = np.asarray(result.yi, float), np.asarray(result.vi, float)
     sd = np.sqrt(v)
     y_cond = d["theta"] + sd * rng.standard_normal(d["theta"].shape)
-    theta_mixed = d["linpred"] + d["tau"][:, None] * rng.standard_normal(d["theta"].shape)
+    theta_mixed = d["linpred"] + d["tau"] * rng.standard_normal(d["theta"].shape)
     y_mixed = theta_mixed + sd * rng.standard_normal(d["theta"].shape)
     studies = pd.DataFrame({
         "y": y,

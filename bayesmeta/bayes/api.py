@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,107 +71,301 @@ def resolve_priors(measure: str | None, tau_prior: Any,
     return tau_prior, mu_prior, notes
 
 
-def _frequentist_twin(effects: EffectData) -> tuple[Any, list[str]]:
+def _frequentist_twin(effects: EffectData, **kwargs: Any) -> tuple[Any, list[str]]:
+    """The REML fit of the same data and model (``rma``), for side-by-side tables."""
     from ..frequentist import rma
 
     try:
-        return rma(effects.yi, effects.vi, method="REML", labels=list(effects.labels)), []
+        return rma(effects.yi, effects.vi, method="REML", labels=list(effects.labels),
+                   **kwargs), []
     except InputError as exc:
         return None, [f"REML twin not computed: {exc}"]
+
+
+def _restrict(effects: EffectData, rows: np.ndarray) -> EffectData:
+    """The studies at positions ``rows`` (after a recorded exclusion)."""
+    if rows.size == effects.k:
+        return effects
+    data = None if effects.data is None else effects.data.iloc[rows].reset_index(drop=True)
+    if data is not None:
+        data.attrs = dict(effects.data.attrs)
+    return EffectData(yi=effects.yi[rows], vi=effects.vi[rows],
+                      labels=tuple(effects.labels[i] for i in rows), measure=effects.measure,
+                      rows=effects.rows[rows], data=data)
+
+
+def _coef_priors(terms: tuple[str, ...], coef_prior: Any) -> tuple[Any, ...]:
+    if coef_prior is None:
+        return (None,) * len(terms)
+    if isinstance(coef_prior, P.Normal):
+        return (coef_prior,) * len(terms)
+    if isinstance(coef_prior, Mapping):
+        unknown = [t for t in coef_prior if t not in terms]
+        if unknown:
+            raise InputError([Problem(f"not a term of the model; terms: {', '.join(terms)}",
+                                      column="coef_prior", value=t) for t in unknown])
+        out = []
+        for t in terms:
+            prior = coef_prior.get(t)
+            if isinstance(prior, Mapping):
+                prior = P.from_dict(dict(prior))
+            if prior is not None and not isinstance(prior, P.Normal):
+                raise InputError(Problem("a coefficient prior must be Normal(mean, sd) or None "
+                                         "(flat)", column=f"coef_prior[{t}]",
+                                         value=repr(prior)))
+            out.append(prior)
+        return tuple(out)
+    raise InputError(Problem("coef_prior must be Normal(mean, sd), a dict by term name, or None",
+                             column="coef_prior", value=repr(coef_prior)))
+
+
+def _regression_layout(effects: EffectData, mods: Any, tau_p: Any, coef_prior: Any,
+                       missing: str) -> tuple[EffectData, Layout, list[str], dict[str, Any]]:
+    from ..design import design_matrix
+
+    design = design_matrix(mods, effects.data, labels=list(effects.labels), missing=missing)
+    warn = [str(e) for e in design.excluded]
+    effects = _restrict(effects, design.rows)
+    terms = design.terms
+    if len(terms) >= effects.k:
+        raise InputError(Problem(f"{len(terms)} coefficients ({', '.join(terms)}) for "
+                                 f"k = {effects.k} studies: a meta-regression needs k > p",
+                                 column="mods", value=design.formula))
+    layout = Layout(kind="meta_regression", X=np.asarray(design.matrix, float),
+                    coef_names=terms, coef_priors=_coef_priors(terms, coef_prior),
+                    tau_index=np.zeros(effects.k, dtype=int), tau_names=("tau",),
+                    tau_priors=(tau_p,), coef_dim="moderator")
+    twin_kw = {"mods": mods, "data": effects.data} if isinstance(mods, str) else \
+        {"mods": np.asarray(design.matrix, float)[:, int(design.intercept):]}
+    return effects, layout, warn, twin_kw
+
+
+def _subgroup_layout(effects: EffectData, subgroup: str, tau: str, tau_p: Any, mu_p: Any,
+                     missing: str) -> tuple[EffectData, Layout, list[str], dict[str, Any]]:
+    from ..design import grouping
+
+    grp = grouping(effects.data, subgroup, labels=list(effects.labels), missing=missing)
+    warn = [str(e) for e in grp.excluded]
+    effects = _restrict(effects, grp.rows)
+    levels = [str(lv) for lv in grp.levels]
+    g = len(levels)
+    X = np.zeros((effects.k, g))
+    X[np.arange(effects.k), grp.codes] = 1.0
+    separate = tau == "separate"
+    layout = Layout(
+        kind="subgroup", X=X, coef_names=tuple(f"mu[{lv}]" for lv in levels),
+        coef_priors=(mu_p,) * g,
+        tau_index=np.asarray(grp.codes if separate else np.zeros(effects.k), dtype=int),
+        tau_names=tuple(f"tau[{lv}]" for lv in levels) if separate else ("tau",),
+        tau_priors=(tau_p,) * (g if separate else 1),
+        new=tuple((f"theta_new[{lv}]", np.eye(g)[j], j if separate else 0)
+                  for j, lv in enumerate(levels)),
+        coef_dim="subgroup", tau_dim="subgroup" if separate else None)
+    twin_kw = {"subgroup": subgroup, "data": effects.data}
+    return effects, layout, warn, twin_kw
+
+
+def _subgroup_extras(layout: Layout, effects: EffectData, tau: str) -> dict[str, Any]:
+    counts = layout.X.sum(axis=0).astype(int)
+    levels = [n[3:-1] for n in layout.coef_names]
+    flags = []
+    if tau == "separate":
+        flags = [lv for lv, n in zip(levels, counts, strict=True) if n < 5]
+    messages = [f"subgroup {lv}: only {n} stud{'y' if n == 1 else 'ies'} with a separate tau; "
+                "its tau posterior mostly returns the prior, so its predictive interval is not "
+                "a finding" for lv, n in zip(levels, counts, strict=True) if lv in flags]
+    return {"levels": levels, "k_per_subgroup": dict(zip(levels, counts.tolist(), strict=True)),
+            "flagged": flags, "flag_messages": messages}
+
+
+def _expected_tau2(posterior: Any) -> float | None:
+    if isinstance(posterior, DrawsPosterior):
+        return float(np.mean(posterior.flat("tau") ** 2))
+    m, sd = posterior.mean("tau"), posterior.sd("tau")
+    return None if m is None or sd is None else float(sd**2 + m**2)
+
+
+def _bayes_r2(posterior: Any, effects: EffectData, tau_p: Any, layout: Layout) -> float | None:
+    """1 - E[tau^2 | moderators] / E[tau^2 | intercept only, same rows] (not truncated).
+
+    The intercept-only reference is computed exactly (quadrature) with the same tau prior and
+    the intercept's prior (flat when the design has none)."""
+    from .exact import exact_posterior
+
+    intercept_prior = None
+    if "intercept" in layout.coef_names:
+        intercept_prior = layout.coef_priors[layout.coef_names.index("intercept")]
+    try:
+        reference = exact_posterior(effects, tau_p, intercept_prior)
+    except InputError:
+        return None
+    num, den = _expected_tau2(posterior), _expected_tau2(reference)
+    if num is None or den is None or den == 0:
+        return None
+    return 1.0 - num / den
+
+
+def _exact_layout(effects: EffectData, layout: Layout) -> Any:
+    from .exact import exact_regression_posterior
+
+    return exact_regression_posterior(effects, layout)
 
 
 def _prior_draws(prior: Any, rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(prior.sample(rng, size), float)
 
 
-def _nuts_pooled(effects: EffectData, tau_prior: Any, mu_prior: Any, *, draws: int, tune: int,
-                 chains: int, seed: int, target_accept: float, parametrisation: str,
-                 backend: str, capacity: int | None, retry: bool,
-                 ) -> tuple[DrawsPosterior, Any, Any, dict[str, Any]]:
+@dataclass(frozen=True)
+class Layout:
+    """How a model's coefficients and taus map onto studies (one per model kind).
+
+    ``X`` is the k x p design; ``coef_names`` name its columns in the result's vocabulary
+    (``"mu"``, term names, or ``"mu[<level>]"``); ``tau_index`` assigns each study its tau group
+    named by ``tau_names``; ``new`` lists the new-study predictive parameters as
+    (name, design row, tau group).
+    """
+
+    kind: str
+    X: np.ndarray
+    coef_names: tuple[str, ...]
+    coef_priors: tuple[Any, ...]
+    tau_index: np.ndarray
+    tau_names: tuple[str, ...]
+    tau_priors: tuple[Any, ...]
+    new: tuple[tuple[str, np.ndarray, int], ...] = ()
+    coef_dim: str = "moderator"
+    tau_dim: str | None = None
+
+
+def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, chains: int,
+              seed: int, target_accept: float, parametrisation: str, backend: str,
+              capacity: int | None, retry: bool,
+              ) -> tuple[DrawsPosterior, Any, Any, dict[str, Any]]:
     import arviz as az
     import xarray as xr
 
     from .models import pad_data, structure_for
     from .sampling import sample_with_gate
 
-    k = effects.k
-    X = np.ones((k, 1))
+    k, p = effects.k, layout.X.shape[1]
     if capacity is not None and capacity < k:
         raise InputError(Problem(f"capacity must be at least k = {k}", column="capacity",
                                  value=capacity))
-    data = pad_data(effects.yi, effects.vi, X, np.zeros(k, dtype=int),
+    data = pad_data(effects.yi, effects.vi, layout.X, layout.tau_index,
                     capacity=capacity or _capacity(k))
 
     def make(param: str):
-        return structure_for(1, [None if mu_prior is None else mu_prior.to_dict()],
-                             [tau_prior.to_dict()], param, k, capacity=data.y.size)
+        return structure_for(
+            p, [None if c is None else c.to_dict() for c in layout.coef_priors],
+            [t.to_dict() for t in layout.tau_priors], param, k, capacity=data.y.size)
 
-    raw, diag = sample_with_gate(make, data, coef_names=["mu"], tau_names=["tau"],
-                                 labels=effects.labels, parametrisation=parametrisation,
-                                 draws=draws, tune=tune, chains=chains, seed=seed,
-                                 target_accept=target_accept, backend=backend,
-                                 retry=retry)
+    raw, diag = sample_with_gate(make, data, coef_names=list(layout.coef_names),
+                                 tau_names=list(layout.tau_names), labels=effects.labels,
+                                 parametrisation=parametrisation, draws=draws, tune=tune,
+                                 chains=chains, seed=seed, target_accept=target_accept,
+                                 backend=backend, retry=retry)
     rng = np.random.default_rng([seed, 1])
-    mu = raw.beta[:, :, 0]
-    tau = raw.tau[:, :, 0]
-    theta = raw.theta
-    theta_new = mu + tau * rng.standard_normal(mu.shape)
+    beta, tau, theta = raw.beta, raw.tau, raw.theta            # (c, d, p), (c, d, g), (c, d, k)
+    shape = beta.shape[:2]
+    linpred = np.einsum("cdp,kp->cdk", beta, layout.X)
+    tau_study = tau[:, :, layout.tau_index]
+    new = {name: beta @ row + tau[:, :, g] * rng.standard_normal(shape)
+           for name, row, g in layout.new}
     sigma = np.sqrt(effects.vi)
     y_rep = theta + sigma * rng.standard_normal(theta.shape)
-    # Leave-one-study-out LOO needs the study's likelihood with its own theta_i integrated
-    # out (y_i ~ N(mu, v_i + tau^2)); the conditional N(theta_i, v_i) gives Pareto k > 0.7
-    # almost everywhere because theta_i is informed mostly by y_i itself.
-    total_sd = np.sqrt(effects.vi + tau[..., None] ** 2)
+    # Leave-one-study-out LOO needs each study's likelihood with its own theta_i integrated
+    # out (y_i ~ N(x_i'beta, v_i + tau^2)); the conditional N(theta_i, v_i) gives Pareto
+    # k > 0.7 almost everywhere because theta_i is informed mostly by y_i itself.
+    total_sd = np.sqrt(effects.vi + tau_study**2)
     loglik = (-0.5 * np.log(2 * np.pi) - np.log(total_sd)
-              - 0.5 * ((effects.yi - mu[..., None]) / total_sd) ** 2)
-    chain = np.arange(mu.shape[0])
-    draw = np.arange(mu.shape[1])
+              - 0.5 * ((effects.yi - linpred) / total_sd) ** 2)
+    chain, draw = np.arange(shape[0]), np.arange(shape[1])
     study = list(effects.labels)
     coords = {"chain": chain, "draw": draw, "study": study}
-    posterior = xr.Dataset({
-        "mu": (("chain", "draw"), mu),
-        "tau": (("chain", "draw"), tau),
-        "theta": (("chain", "draw", "study"), theta),
-        "theta_new": (("chain", "draw"), theta_new),
-    }, coords=coords)
+    cd = ("chain", "draw")
+    post_vars: dict[str, Any] = {}
+    if layout.kind == "pooled":
+        post_vars["mu"] = (cd, beta[:, :, 0])
+    else:
+        coords[layout.coef_dim] = list(_dim_labels(layout.coef_names))
+        post_vars["mu" if layout.kind == "subgroup" else "beta"] = (
+            (*cd, layout.coef_dim), beta)
+    if layout.tau_dim is None:
+        post_vars["tau"] = (cd, tau[:, :, 0])
+    else:
+        coords[layout.tau_dim] = list(_dim_labels(layout.tau_names))
+        post_vars["tau"] = ((*cd, layout.tau_dim), tau)
+    post_vars["theta"] = ((*cd, "study"), theta)
+    post_vars["linpred"] = ((*cd, "study"), linpred)
+    if layout.kind != "pooled":
+        post_vars["tau_study"] = ((*cd, "study"), tau_study)
+    for name, values in new.items():
+        post_vars[_var_name(name)] = (cd, values)
     groups = {
-        "posterior": posterior,
-        "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "study"), y_rep)},
-                                           coords=coords),
-        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "study"), loglik)},
-                                     coords=coords),
+        "posterior": xr.Dataset(post_vars, coords=coords),
+        "posterior_predictive": xr.Dataset({"y": ((*cd, "study"), y_rep)}, coords=coords),
+        "log_likelihood": xr.Dataset({"y": ((*cd, "study"), loglik)}, coords=coords),
         "observed_data": xr.Dataset({"y": (("study",), effects.yi)}, coords={"study": study}),
-        "constant_data": xr.Dataset({"vi": (("study",), effects.vi)}, coords={"study": study}),
-        "sample_stats": xr.Dataset({
-            "diverging": (("chain", "draw"), raw.diverging),
-            "energy": (("chain", "draw"), raw.energy),
-        }, coords={"chain": chain, "draw": draw}),
+        "constant_data": xr.Dataset({"vi": (("study",), effects.vi),
+                                     "X": (("study", "column"), layout.X)},
+                                    coords={"study": study,
+                                            "column": list(layout.coef_names)}),
+        "sample_stats": xr.Dataset({"diverging": (cd, raw.diverging),
+                                    "energy": (cd, raw.energy)},
+                                   coords={"chain": chain, "draw": draw}),
     }
     notes = []
-    priors_proper = tau_prior.is_proper and mu_prior is not None
-    if priors_proper:
-        n = mu.size
+    improper = [c for c in layout.coef_priors if c is None]
+    improper += [t for t in layout.tau_priors if not t.is_proper]
+    if not improper:
+        n = int(np.prod(shape))
         prng = np.random.default_rng([seed, 2])
-        p_mu = _prior_draws(mu_prior, prng, n).reshape(mu.shape)
-        p_tau = _prior_draws(tau_prior, prng, n).reshape(mu.shape)
-        p_theta = p_mu[..., None] + p_tau[..., None] * prng.standard_normal(theta.shape)
-        groups["prior"] = xr.Dataset({
-            "mu": (("chain", "draw"), p_mu),
-            "tau": (("chain", "draw"), p_tau),
-            "theta": (("chain", "draw", "study"), p_theta),
-        }, coords=coords)
+        p_beta = np.stack([_prior_draws(c, prng, n).reshape(shape) for c in layout.coef_priors],
+                          axis=-1)
+        p_tau = np.stack([_prior_draws(t, prng, n).reshape(shape) for t in layout.tau_priors],
+                         axis=-1)
+        p_theta = (np.einsum("cdp,kp->cdk", p_beta, layout.X)
+                   + p_tau[:, :, layout.tau_index] * prng.standard_normal(theta.shape))
+        prior_vars = {"theta": ((*cd, "study"), p_theta)}
+        for key, (dims, _) in post_vars.items():
+            if key in ("mu", "beta"):
+                prior_vars[key] = (dims, p_beta if p_beta.ndim == len(dims) else p_beta[..., 0])
+            elif key == "tau":
+                prior_vars[key] = (dims, p_tau if p_tau.ndim == len(dims) else p_tau[..., 0])
+        groups["prior"] = xr.Dataset(prior_vars, coords=coords)
         groups["prior_predictive"] = xr.Dataset(
-            {"y": (("chain", "draw", "study"),
-                   p_theta + sigma * prng.standard_normal(theta.shape))}, coords=coords)
+            {"y": ((*cd, "study"), p_theta + sigma * prng.standard_normal(theta.shape))},
+            coords=coords)
     else:
-        notes.append("prior group omitted: the prior is improper "
-                     f"({'mu flat' if mu_prior is None else tau_prior.describe()})")
+        what = ", ".join("flat coefficient prior" if c is None else c.describe()
+                         for c in improper)
+        notes.append(f"prior group omitted: the prior is improper ({what})")
     idata = az.InferenceData(**groups)
-    draws_map = {"mu": mu, "tau": tau, "theta_new": theta_new}
+    draws_map: dict[str, np.ndarray] = {}
+    for j, name in enumerate(layout.coef_names):
+        draws_map[name] = beta[:, :, j]
+    for g, name in enumerate(layout.tau_names):
+        draws_map[name] = tau[:, :, g]
+    draws_map.update(new)
+    if layout.kind == "subgroup":
+        names = layout.coef_names
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                draws_map[f"{names[b]} - {names[a]}"] = beta[:, :, b] - beta[:, :, a]
     draws_map.update({lab: theta[:, :, i] for i, lab in enumerate(effects.labels)})
     settings = {**raw.settings, "requested_parametrisation": parametrisation,
                 "capacity": int(data.y.size), "seconds": round(raw.seconds, 3)}
     return DrawsPosterior(draws_map), idata, diag, {"settings": settings, "notes": notes}
+
+
+def _dim_labels(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``mu[active]`` -> ``active`` for a dimension coordinate; term names stay as they are."""
+    return tuple(n[n.index("[") + 1:-1] if n.startswith(("mu[", "tau[")) else n for n in names)
+
+
+def _var_name(name: str) -> str:
+    """A NetCDF-safe variable name for a predictive parameter (``theta_new[a b]``)."""
+    return name.replace("[", "__").replace("]", "").replace(" ", "_")
 
 
 def _capacity(k: int) -> int:
@@ -186,6 +381,10 @@ def bayes_rma(
     data: Any = None,
     tau_prior: Any = DEFAULT,
     mu_prior: Any = DEFAULT,
+    mods: Any = None,
+    subgroup: str | None = None,
+    tau: str = "shared",
+    coef_prior: Any = None,
     engine: str = "nuts",
     draws: int = DEFAULTS.draws,
     tune: int = DEFAULTS.tune,
@@ -199,12 +398,14 @@ def bayes_rma(
     level: float = DEFAULTS.level,
     labels: Any = None,
     measure: str | None = None,
+    missing: str = "error",
 ) -> BayesResult:
-    """Bayesian random-effects meta-analysis (the normal-normal hierarchical model).
+    """Bayesian random-effects meta-analysis: pooled, subgroup or meta-regression model.
 
-    ``y_i ~ N(theta_i, v_i)``, ``theta_i ~ N(mu, tau^2)``, with priors on tau and mu.
-    Equivalent of R bayesmeta's ``bayesmeta(y, sigma, tau.prior, mu.prior)`` (Röver 2020,
-    doi:10.18637/jss.v093.i06).
+    ``y_i ~ N(theta_i, v_i)``, ``theta_i ~ N(x_i' beta, tau^2)`` with priors on tau and beta.
+    The pooled model (``x_i = 1``, ``beta = mu``) is R bayesmeta's ``bayesmeta(y, sigma,
+    tau.prior, mu.prior)``; meta-regression is its ``bmr()`` (Röver 2020,
+    doi:10.18637/jss.v093.i06; Röver & Friede 2023, doi:10.1002/jrsm.1622).
 
     Parameters
     ----------
@@ -218,6 +419,17 @@ def bayes_rma(
     mu_prior
         ``bayesmeta.priors.Normal(mean, sd)``, or ``None`` for a flat (improper) prior as in
         bayesmeta's default. Defaults to Normal(0, 4) for standardised measures, flat otherwise.
+        For subgroup models it is the prior of every subgroup mean.
+    mods
+        Moderator formula (``"~ weeks + comparator"``, through formulaic, as in ``rma``) or a
+        DataFrame of moderator columns: a meta-regression. Coefficients are reported for the
+        design as written (the sampler centres and scales internally).
+    subgroup
+        A column of ``data``: one mean per subgroup (``mu[<level>]``), with a shared tau
+        (``tau="shared"``) or one per subgroup (``tau="separate"``).
+    coef_prior
+        Meta-regression coefficient priors: one ``Normal`` for every coefficient, a dict by term
+        name (missing terms flat), or ``None`` (flat, as bmr()'s default).
     engine
         ``"nuts"`` (PyMC model sampled by nutpie, with the diagnostics gate) or ``"exact"``
         (one-dimensional quadrature over tau; no sampling).
@@ -232,46 +444,86 @@ def bayes_rma(
         Retry automatically when the diagnostics gate fails (default True).
     level
         Default interval coverage of summaries (0.95).
+    missing
+        Missing moderator / subgroup values: ``"error"`` (default) or ``"exclude"`` (recorded in
+        the result's warnings).
 
     Returns
     -------
     BayesResult
         With the accessor vocabulary ``mean, sd, quantile, interval, prob`` over ``"mu"``,
-        ``"tau"``, ``"theta_new"`` and the study labels, and ``result.frequentist`` the REML fit.
+        ``"tau"``, ``"theta_new"``, the study labels (shrunken effects), and for meta-regression
+        the term names, for subgroups ``"mu[<level>]"``, ``"theta_new[<level>]"`` and the
+        differences ``"mu[b] - mu[a]"``; ``result.frequentist`` is the REML twin.
     """
     if engine not in ENGINES:
         raise InputError(Problem(f"engine must be one of {', '.join(ENGINES)}",
                                  column="engine", value=engine))
+    if mods is not None and subgroup is not None:
+        raise InputError(Problem("pass either mods= (meta-regression) or subgroup=, not both",
+                                 column="subgroup", value=subgroup))
+    if tau not in ("shared", "separate"):
+        raise InputError(Problem('tau must be "shared" or "separate"', column="tau", value=tau))
     effects = resolve_effects(yi, vi, data=data, labels=labels, measure=measure,
                               context="bayes_rma input")
     tau_p, mu_p, notes = resolve_priors(effects.measure, tau_prior, mu_prior)
+    warnings_: list[str] = []
+    if mods is not None:
+        effects, layout, extra_warn, twin_kw = _regression_layout(
+            effects, mods, tau_p, coef_prior, missing)
+        model = "meta_regression"
+    elif subgroup is not None:
+        effects, layout, extra_warn, twin_kw = _subgroup_layout(
+            effects, subgroup, tau, tau_p, mu_p, missing)
+        model = "subgroup"
+    else:
+        layout = Layout(kind="pooled", X=np.ones((effects.k, 1)), coef_names=("mu",),
+                        coef_priors=(mu_p,), tau_index=np.zeros(effects.k, dtype=int),
+                        tau_names=("tau",), tau_priors=(tau_p,),
+                        new=(("theta_new", np.ones(1), 0),))
+        extra_warn, twin_kw, model = [], {}, "pooled"
+    warnings_ += extra_warn + _data_warnings(effects)
     priors = {"tau": tau_p.to_dict(), "mu": None if mu_p is None else mu_p.to_dict()}
-    warnings_: list[str] = list(_data_warnings(effects))
-    twin, twin_notes = _frequentist_twin(effects)
+    if model == "meta_regression":
+        priors["coefficients"] = {n: None if c is None else c.to_dict()
+                                  for n, c in zip(layout.coef_names, layout.coef_priors,
+                                                  strict=True)}
+        priors.pop("mu")
+    twin, twin_notes = _frequentist_twin(effects, **twin_kw)
     warnings_ += twin_notes
-    settings: dict[str, Any] = {"engine": engine, "level": level, "defaults_applied": notes}
+    settings: dict[str, Any] = {"engine": engine, "level": level, "defaults_applied": notes,
+                                "tau": tau if subgroup is not None else "shared"}
+    extras: dict[str, Any] = {}
     if engine == "exact":
         from .exact import exact_posterior
 
-        posterior = exact_posterior(effects, tau_p, mu_p)
+        if model != "pooled":
+            posterior = _exact_layout(effects, layout)
+        else:
+            posterior = exact_posterior(effects, tau_p, mu_p)
         warnings_ += list(getattr(posterior, "warnings", ()))
-        return BayesResult(posterior=posterior, engine="exact", model="pooled", yi=effects.yi,
-                           vi=effects.vi, labels=effects.labels, measure=effects.measure,
-                           priors=priors, frequentist=twin, settings=settings,
-                           warnings=tuple(warnings_), level=level)
-    posterior, idata, diag, info = _nuts_pooled(
-        effects, tau_p, mu_p, draws=draws, tune=tune, chains=chains, seed=seed,
-        target_accept=target_accept, parametrisation=parametrisation, backend=backend,
-        capacity=capacity, retry=retry)
-    settings.update(info["settings"])
-    warnings_ += info["notes"]
-    if not diag.passed:
-        warnings_.append("NUTS diagnostics gate FAILED after retries: "
-                         + "; ".join(diag.messages))
-    return BayesResult(posterior=posterior, engine="nuts", model="pooled", yi=effects.yi,
+        idata = diag = None
+    else:
+        posterior, idata, diag, info = _nuts_fit(
+            effects, layout, draws=draws, tune=tune, chains=chains, seed=seed,
+            target_accept=target_accept, parametrisation=parametrisation, backend=backend,
+            capacity=capacity, retry=retry)
+        settings.update(info["settings"])
+        warnings_ += info["notes"]
+        if not diag.passed:
+            warnings_.append("NUTS diagnostics gate FAILED after retries: "
+                             + "; ".join(diag.messages))
+    if model == "meta_regression":
+        extras["terms"] = list(layout.coef_names)
+        extras["r2_bayes"] = _bayes_r2(posterior, effects, tau_p, layout)
+    if model == "subgroup":
+        extras.update(_subgroup_extras(layout, effects, tau))
+        warnings_ += extras["flag_messages"]
+    return BayesResult(posterior=posterior, engine=engine, model=model, yi=effects.yi,
                        vi=effects.vi, labels=effects.labels, measure=effects.measure,
                        priors=priors, frequentist=twin, idata=idata, diagnostics=diag,
-                       settings=settings, warnings=tuple(warnings_), level=level)
+                       settings=settings, warnings=tuple(warnings_), level=level,
+                       extras=extras)
 
 
 def _data_warnings(effects: EffectData) -> list[str]:
