@@ -50,10 +50,10 @@ class Defaults:
         a Q-profile bound beyond it is reported as ``">"``, as metafor's ``ub.sign``. 1e6 as the
         references' tight control (metafor's default is max(100, 10 x tau2)).
     tau2_grid_per_decade
-        Points per decade of the log-likelihood grid searched for a better maximum than the one
-        Fisher scoring found (tau2 = 0 and s x 10^(-8..4), s = max(var(yi), mean(vi))). The
-        references used 40; 10 (grid steps of 26%) finds the same maxima on every reference
-        dataset at a quarter of the cost.
+        Points per decade of the grid on which the ML/REML score is scanned for a better maximum
+        than the one Fisher scoring found (tau2 = 0 and s x 10^(-8..4), s = max(var(yi),
+        mean(vi))). The references used 40; 10 (grid steps of 26%) finds the same maxima on every
+        reference dataset at a quarter of the cost.
     rhat_max, ess_min, ebfmi_min
         The diagnostics gate applied after every NUTS fit (Vehtari et al. 2021,
         doi:10.1214/20-BA1221).

@@ -124,6 +124,16 @@ def test_homogeneous_data_give_tau2_zero_exactly(method):
         assert fit.pi_low == pytest.approx(fit.ci_low[0])
 
 
+def test_q_profile_null_set_is_reported_as_metafor_does():
+    # Q far below the lower chi-square quantile even at tau2 = 0: metafor's ci.null with
+    # lb.sign = ub.sign = "<"
+    y = np.array([0.20, 0.21, 0.19, 0.20, 0.205, 0.195])
+    ci = rma(y, np.full(6, 0.04)).confint()
+    assert ci.attrs["null_set"] and ci.attrs["lb_sign"] == ci.attrs["ub_sign"] == "<"
+    assert ci.loc["tau2", "ci_low"] == ci.loc["tau2", "ci_high"] == 0.0
+    assert ci.loc["tau2", "note"].startswith("null set")
+
+
 def test_identical_effects_are_handled_without_nan():
     y = np.full(5, 0.3)
     v = np.array([0.01, 0.02, 0.03, 0.04, 0.05])
@@ -154,6 +164,21 @@ def test_k_equal_1_sets_tau2_to_zero_with_a_note():
         rma(np.array([0.4]), np.array([0.09]), test="knha")
     with pytest.raises(InputError, match="k = 1"):
         fit.confint()
+
+
+def test_saturated_meta_regression_has_no_heterogeneity_estimates():
+    import pandas as pd
+
+    data = pd.DataFrame({"yi": [0.1, 0.4, 0.2], "vi": [0.02, 0.03, 0.04], "x": [1.0, 2.0, 4.0],
+                         "z": [0.0, 1.0, 0.0]})
+    fit = rma("yi", "vi", data=data, mods="~ x + z")
+    assert fit.k == fit.p == 3 and fit.tau2 == 0.0
+    for key in ("qe", "i2", "h2", "r2", "se_tau2"):
+        assert getattr(fit, key) is None and key in fit.none_reasons
+    assert fit.qm is not None  # the coefficients themselves are still estimable
+    no_nan(fit.to_dict())
+    with pytest.raises(InputError, match="Knapp-Hartung"):
+        rma("yi", "vi", data=data, mods="~ x + z", test="knha")
 
 
 @pytest.mark.parametrize("method", METHODS)

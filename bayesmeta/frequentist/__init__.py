@@ -3,6 +3,7 @@
 Validated against metafor 3.8-1 (tests/reference/*.json, ``metafor_tight`` values to 1e-6).
 """
 
-from .rma import RmaResult, SubgroupResult, rma
+from .estimators import FitControl
+from .rma import RmaResult, SubgroupResult, refit, rma
 
-__all__ = ["RmaResult", "SubgroupResult", "rma"]
+__all__ = ["FitControl", "RmaResult", "SubgroupResult", "refit", "rma"]

@@ -19,11 +19,13 @@ References
 
 The ML/REML log-likelihood can have more than one local maximum (e.g. dat.gibson2002's mean
 differences: a local maximum at tau2 = 0 and the global one near 9.7). After Fisher scoring we
-therefore evaluate the profile log-likelihood on a log-spaced grid and refit from every grid local
-maximum that lies in another basin; the largest maximum wins and the default start wins ties
-(the rule the references' ``metafor_tight`` values were computed with). When Fisher scoring does
-not converge, a bounded one-dimensional optimisation of the profile likelihood takes over and the
-result records that method and a warning.
+therefore evaluate the score d logL / d tau2 on a log-spaced grid (tau2 = 0 and
+s x 10^(-8..4), the references' grid), locate every local maximum from the score's sign changes
+and solve for each one that lies in another basin than Fisher scoring's solution; the largest
+log-likelihood wins and the default start wins ties (the rule the references' ``metafor_tight``
+values were computed with). When Fisher scoring does not converge, a bounded one-dimensional
+optimisation of the profile likelihood on the grid brackets takes over and the result records
+that method and a warning.
 """
 
 from __future__ import annotations
@@ -173,6 +175,43 @@ def likelihood_score(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float,
     """d logL / d tau2 at ``tau2``: (y'PPy - tr P)/2 for REML, (y'PPy - sum w)/2 for ML."""
     _, yppy, trp, _, sw, _ = score_terms(y, v, X, tau2)
     return 0.5 * (yppy - (trp if reml else sw))
+
+
+def score_grid(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: np.ndarray, reml: bool,
+               pooled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ML/REML score d logL / d tau2 at every ``tau2`` (vectorised), and its scale.
+
+    Returns ``(score, scale)``; ``scale`` = (y'PPy + tr P) / 2 (or sum w for ML) sets the size
+    below which a score counts as zero. No logarithms are needed, which makes a grid of scores
+    several times cheaper than a grid of log-likelihoods. ``y`` should be centred for the pooled
+    model.
+    """
+    t = np.atleast_1d(np.asarray(tau2, dtype=float))
+    W = np.add.outer(t, v)
+    np.reciprocal(W, out=W)
+    if pooled is None:
+        pooled = is_intercept_only(X)
+    if pooled:
+        # weighted moments of (1, y, y^2) with w and w^2: two matrix products
+        basis = np.column_stack((np.ones(y.size), y, y * y))
+        m1 = W @ basis[:, :2]
+        np.multiply(W, W, out=W)
+        m2 = W @ basis
+        sw = m1[:, 0]
+        b = m1[:, 1] / sw
+        yppy = m2[:, 2] - 2.0 * b * m2[:, 1] + b * b * m2[:, 0]
+        sub = sw - m2[:, 0] / sw if reml else sw
+        return 0.5 * (yppy - sub), 0.5 * (yppy + sub)
+    sw = W.sum(axis=1)
+    A = np.linalg.inv(np.einsum("gk,ki,kj->gij", W, X, X))
+    beta = np.einsum("gij,gj->gi", A, np.einsum("gk,ki,k->gi", W, X, y))
+    WR = W * (y[None, :] - beta @ X.T)
+    yppy = np.einsum("gk,gk->g", WR, WR)
+    if reml:
+        sub = sw - np.einsum("gij,gji->g", A, np.einsum("gk,ki,kj->gij", W * W, X, X))
+    else:
+        sub = sw
+    return 0.5 * (yppy - sub), 0.5 * (yppy + sub)
 
 
 def _direction(kind: str, terms: tuple, k: int, p: int) -> float:
@@ -389,20 +428,18 @@ def _grid(y: np.ndarray, v: np.ndarray, control: FitControl) -> np.ndarray:
     return max(var, float(v.sum()) / k) * _grid_base(control.grid_per_decade)
 
 
-def _local_maxima(ll: np.ndarray) -> np.ndarray:
-    """Indices of the grid's local maxima (the ends count when the curve falls away from them).
+def _maxima_brackets(score: np.ndarray, scale: np.ndarray) -> list[int]:
+    """Where the grid's score changes sign from + to -: bracket i is [grid[i], grid[i + 1]].
 
-    Rises smaller than rounding noise do not make a maximum (flat stretches near tau2 = 0).
+    -1 stands for a boundary maximum at tau2 = 0 (score <= 0 there) and ``size - 1`` for a
+    likelihood still rising at the end of the grid. Scores below rounding noise count as 0.
     """
-    noise = 1e-10 * (1.0 + abs(float(ll[0])))
-    up = ll[1:] > ll[:-1] + noise
-    down = ll[:-1] >= ll[1:]
-    idx = np.flatnonzero(up[:-1] & down[1:]) + 1
-    if down[0]:
-        idx = np.concatenate(([0], idx))
-    if up[-1]:
-        idx = np.concatenate((idx, [ll.size - 1]))
-    return idx
+    positive = score > 1e-12 * scale
+    out = [-1] if not positive[0] else []
+    out.extend(int(i) for i in np.flatnonzero(positive[:-1] & ~positive[1:]))
+    if positive[-1]:
+        out.append(score.size - 1)
+    return out
 
 
 def _distinct(values: list[float]) -> list[float]:
@@ -413,15 +450,36 @@ def _distinct(values: list[float]) -> list[float]:
     return out
 
 
-def _bounded_maximum(y: np.ndarray, v: np.ndarray, X: np.ndarray, reml: bool, lo: float,
-                     hi: float, control: FitControl) -> float:
-    """Maximise the profile log-likelihood on [lo, hi] (bounded Brent)."""
-    if lo == 0.0 and likelihood_score(y, v, X, 0.0, reml) <= 0.0:
+def _bracket_maximum(y: np.ndarray, v: np.ndarray, X: np.ndarray, reml: bool,
+                     grid: np.ndarray, i: int, control: FitControl, scorer: Scorer,
+                     bounded: bool = False) -> float:
+    """The local maximum in grid bracket ``i`` (see :func:`_maxima_brackets`).
+
+    The score changes sign across the bracket, so its root is found by bracketing (Brent);
+    ``bounded=True`` maximises the profile log-likelihood on the bracket instead (bounded Brent),
+    the fallback when Fisher scoring fails. A likelihood still rising at the end of the grid is
+    followed by Fisher scoring from there.
+    """
+    if i < 0:
         return 0.0
-    res = optimize.minimize_scalar(
-        lambda t: -float(profile_loglik(y, v, X, t, reml)[0]), bounds=(lo, hi),
-        method="bounded", options={"xatol": control.tol, "maxiter": control.search_maxiter})
-    return float(res.x)
+    k, p = X.shape
+    kind = "REML" if reml else "ML"
+    if i >= grid.size - 1:
+        t, _, _ = fisher_scoring(y, v, X, kind, float(grid[-1]), control, scorer=scorer)
+        return t
+    lo, hi = float(grid[i]), float(grid[i + 1])
+    if bounded:
+        res = optimize.minimize_scalar(
+            lambda t: -float(profile_loglik(y, v, X, t, reml, scorer.pooled)[0]),
+            bounds=(lo, hi), method="bounded",
+            options={"xatol": control.tol, "maxiter": control.search_maxiter})
+        return float(res.x)
+
+    def score(t: float) -> float:
+        return _direction(kind, scorer(t), k, p)
+
+    return float(optimize.brentq(score, lo, hi, xtol=control.tol,
+                                 maxiter=control.search_maxiter))
 
 
 def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
@@ -433,14 +491,14 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
     method_used = kind
     warns: list[str] = []
     notes: list[str] = []
-    grid = ll_grid = None
+    grid = brackets = None
     if not ok:
         grid = _grid(y, v, control)
-        ll_grid = profile_loglik(y, v, X, grid, reml, pooled)
-        b = int(np.argmax(ll_grid))
-        lo = grid[b - 1] if b > 0 else 0.0
-        hi = grid[min(b + 1, grid.size - 1)]
-        tau2 = _bounded_maximum(y, v, X, reml, lo, hi, control)
+        brackets = _maxima_brackets(*score_grid(y, v, X, grid, reml, pooled))
+        maxima = [_bracket_maximum(y, v, X, reml, grid, i, control, scorer, bounded=True)
+                  for i in brackets]
+        lls = profile_loglik(y, v, X, np.array(maxima), reml, pooled)
+        tau2 = float(maxima[int(np.argmax(lls))])
         method_used = f"{kind} (bounded profile-likelihood optimisation)"
         warns.append(f"Fisher scoring for {kind} did not converge in {control.maxiter} "
                      f"iterations; tau2 was found by a bounded one-dimensional optimisation of "
@@ -449,22 +507,19 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
     if control.global_check:
         if grid is None:
             grid = _grid(y, v, control)
-            ll_grid = profile_loglik(y, v, X, grid, reml, pooled)
-        assert ll_grid is not None
+            brackets = _maxima_brackets(*score_grid(y, v, X, grid, reml, pooled))
+        assert brackets is not None
         candidates = [tau2]
-        maxima = _local_maxima(ll_grid)
-        for i in maxima:
-            lo = grid[i - 1] if i > 0 else 0.0
-            hi = grid[min(i + 1, grid.size - 1)]
+        for i in brackets:
+            if i < 0:
+                lo, hi = 0.0, grid[1]
+            elif i >= grid.size - 1:
+                lo, hi = grid[-1], np.inf
+            else:
+                lo, hi = grid[i], grid[i + 1]
             if lo <= tau2 <= hi:
                 continue  # the same basin as the default start's solution
-            if i == 0:
-                candidates.append(0.0)
-                continue
-            t_i, ok_i, _ = fisher_scoring(y, v, X, kind, float(grid[i]), control, pooled, scorer)
-            if not ok_i:
-                t_i = _bounded_maximum(y, v, X, reml, lo, hi, control)
-            candidates.append(t_i)
+            candidates.append(_bracket_maximum(y, v, X, reml, grid, i, control, scorer))
         if len(candidates) > 1:
             lls = profile_loglik(y, v, X, np.array(candidates), reml, pooled)
             best = int(np.argmax(lls))

@@ -553,8 +553,8 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
         reasons["r2"] = "equal-effects model: no tau2 to explain"
     elif est.method_used == "fixed":
         reasons["r2"] = "tau2 was fixed, not estimated"
-    elif k <= 1:
-        reasons["r2"] = "k = 1"
+    elif k <= p:
+        reasons["r2"] = f"k = {k} with p = {p}: tau2 was not estimated"
     else:
         ones = np.ones((k, 1))
         tau2_0 = estimate_tau2(y, v, ones, method, control).tau2
