@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from bayesmeta.frequentist.estimators import (
     likelihood_score,
     profile_loglik,
 )
+
+BCG = Path(__file__).parent / "reference" / "dat.bcg.json"
 
 # dat.gibson2002 (metadat 1.2-0; Gibson et al. 2002, Cochrane Database Syst Rev CD001117):
 # mean days off work/school, the 13 trials with means and SDs: n1, m1, sd1, n2, m2, sd2.
@@ -91,7 +94,7 @@ def test_global_check_replaces_the_default_starts_local_maximum():
 
 @pytest.mark.parametrize("method", ["REML", "ML", "EB"])
 def test_non_convergence_falls_back_and_says_so(method):
-    doc = json.loads(open("tests/reference/dat.bcg.json").read())
+    doc = json.loads(BCG.read_text())
     analysis = doc["analyses"]["RR"]
     y, v = np.asarray(analysis["yi"]), np.asarray(analysis["vi"])
     with pytest.warns(ConvergenceWarning, match="did not converge"):
@@ -220,7 +223,7 @@ def test_fixed_tau2():
 
 
 def test_refit_on_a_subset_and_with_fixed_tau2():
-    doc = json.loads(open("tests/reference/dat.bcg.json").read())
+    doc = json.loads(BCG.read_text())
     analysis = doc["analyses"]["RR"]
     y, v = np.asarray(analysis["yi"]), np.asarray(analysis["vi"])
     fit = rma(y, v, labels=analysis["label"])
