@@ -136,22 +136,24 @@ def plot_forest(result: BayesResult | RmaResult, *, order: str | Sequence[str] =
     lo_obs, hi_obs = yi - z * se, yi + z * se
     weights = fit.weights if fit is not None else 1.0 / vi
     size = 3.5 + 7.0 * np.sqrt(np.asarray(weights) / np.max(weights))
-    right_labels: list[str] = []
-    handles: list[Any] = []
-    for y, i in zip(study_y, rows, strict=True):
-        dy = OFFSET if (bayes is not None and show_shrinkage) else 0.0
-        ax.plot([lo_obs[i], hi_obs[i]], [y + dy, y + dy], color=S.OBSERVED, lw=1.1)
-        ax.plot([yi[i]], [y + dy], marker="s", ms=size[i], color=S.OBSERVED, ls="none")
-        right_labels.append(f"{yi[i]:.2f} [{lo_obs[i]:.2f}, {hi_obs[i]:.2f}]")
-    handles.append(Line2D([], [], color=S.OBSERVED, marker="s", ms=6,
-                          label=f"Observed effect, {S.percent(level)} CI"
-                          + (" (size: REML weight)" if fit is not None else "")))
+    # One collection per kind of mark (not one artist per study) keeps large k fast to draw.
+    order_y = np.empty(k)
+    order_y[rows] = study_y
+    dy = OFFSET if (bayes is not None and show_shrinkage) else 0.0
+    ax.hlines(order_y + dy, lo_obs, hi_obs, color=S.OBSERVED, lw=1.1, gid="observed_ci")
+    ax.scatter(yi, order_y + dy, s=size**2, marker="s", color=S.OBSERVED, zorder=3,
+               gid="observed")
+    right_labels = [f"{yi[i]:.2f} [{lo_obs[i]:.2f}, {hi_obs[i]:.2f}]" for i in rows]
+    handles: list[Any] = [Line2D([], [], color=S.OBSERVED, marker="s", ms=6,
+                                 label=f"Observed effect, {S.percent(level)} CI"
+                                 + (" (size: REML weight)" if fit is not None else ""))]
     if bayes is not None and show_shrinkage:
-        for y, i in zip(study_y, rows, strict=True):
-            lo, hi = bayes.interval(labels[i], kind=kind)
-            ax.plot([lo, hi], [y - OFFSET, y - OFFSET], color=S.BAYES, lw=1.1)
-            ax.plot([bayes.median(labels[i])], [y - OFFSET], marker="o", ms=4.5,
-                    mfc="white", color=S.BAYES, ls="none")
+        bounds = np.array([bayes.interval(lab, kind=kind) for lab in labels])
+        medians = np.array([bayes.median(lab) for lab in labels])
+        ax.hlines(order_y - OFFSET, bounds[:, 0], bounds[:, 1], color=S.BAYES, lw=1.1,
+                  gid="shrinkage_interval")
+        ax.scatter(medians, order_y - OFFSET, s=20, marker="o", facecolor="white",
+                   edgecolor=S.BAYES, zorder=3, gid="shrinkage")
         handles.append(Line2D([], [], color=S.BAYES, marker="o", mfc="white",
                               label=f"Shrinkage estimate theta_i: median, {cred} interval"))
 
