@@ -8,7 +8,8 @@ Three checks, each a number that can flag a misfit:
   then y_rep_i ~ N(theta_i, v_i); Marshall & Spiegelhalter 2007, doi:10.1214/07-BA211), which is
   close to uniform under the model. Values near 0 or 1 point to outlying studies.
 * **LOO-PIT and Pareto k** from leave-one-study-out PSIS-LOO (Vehtari, Gelman & Gabry 2017,
-  doi:10.1007/s11222-016-9696-4), computed by arviz on the marginal study likelihood.
+  doi:10.1007/s11222-016-9696-4), computed by arviz on the marginal study likelihood; the PIT
+  uses the mixed replicates, so it is a leave-one-out version of the mixed p-value.
 * **Heterogeneity discrepancy.** Cochran's Q of replicated data (mixed scheme) against the
   observed Q; the posterior predictive p-value P(Q_rep >= Q_obs) asks whether the model
   reproduces the observed spread of the studies.
@@ -125,7 +126,13 @@ def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
         loo = az.loo(result.idata, pointwise=True)
         elpd, elpd_se, p_loo = float(loo.elpd_loo), float(loo.se), float(loo.p_loo)
         studies["pareto_k"] = np.asarray(loo.pareto_k)
-        studies["loo_pit"] = np.asarray(az.loo_pit(result.idata, y="y"))
+        # LOO-PIT needs replicates whose study effect has not seen y_i: the mixed replicates
+        # (a fresh theta_i), reweighted by PSIS to leave study i out. The stored posterior
+        # predictive is conditional on theta_i, which LOO weights cannot undo.
+        loglik = result.idata.log_likelihood["y"].values.reshape(y_mixed.shape)
+        log_weights, _ = az.psislw(-loglik.T)
+        studies["loo_pit"] = np.asarray(az.loo_pit(y=y, y_hat=y_mixed.T,
+                                                   log_weights=np.asarray(log_weights)))
         high = studies.index[studies["pareto_k"] > 0.7].tolist()
         if high:
             warnings.append(f"Pareto k > 0.7 for {', '.join(map(str, high))}: LOO is "

@@ -71,13 +71,14 @@ def resolve_priors(measure: str | None, tau_prior: Any,
     return tau_prior, mu_prior, notes
 
 
-def _frequentist_twin(effects: EffectData, **kwargs: Any) -> tuple[Any, list[str]]:
+def _frequentist_twin(effects: EffectData, level: float = DEFAULTS.level,
+                      **kwargs: Any) -> tuple[Any, list[str]]:
     """The REML fit of the same data and model (``rma``), for side-by-side tables."""
     from ..frequentist import rma
 
     try:
         return rma(effects.yi, effects.vi, method="REML", labels=list(effects.labels),
-                   **kwargs), []
+                   level=level, **kwargs), []
     except InputError as exc:
         return None, [f"REML twin not computed: {exc}"]
 
@@ -149,6 +150,10 @@ def _subgroup_layout(effects: EffectData, subgroup: str, tau: str, tau_p: Any, m
     effects = _restrict(effects, grp.rows)
     levels = [str(lv) for lv in grp.levels]
     g = len(levels)
+    if g < 2:
+        raise InputError(Problem(f"a subgroup model needs at least two levels; {subgroup} only "
+                                 f"has {', '.join(levels)} among these studies",
+                                 column=subgroup, value=levels[0]))
     X = np.zeros((effects.k, g))
     X[np.arange(effects.k), grp.codes] = 1.0
     separate = tau == "separate"
@@ -239,25 +244,30 @@ class Layout:
 
 def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, chains: int,
               seed: int, target_accept: float, parametrisation: str, backend: str,
-              capacity: int | None, retry: bool,
+              capacity: int | None, retry: bool, coef_slots: int | None = None,
               ) -> tuple[DrawsPosterior, Any, Any, dict[str, Any]]:
     import arviz as az
     import xarray as xr
 
-    from .models import pad_data, structure_for
+    from .models import coef_slots_for, pad_data, structure_for
     from .sampling import sample_with_gate
 
     k, p = effects.k, layout.X.shape[1]
     if capacity is not None and capacity < k:
         raise InputError(Problem(f"capacity must be at least k = {k}", column="capacity",
                                  value=capacity))
+    if coef_slots is not None and coef_slots < p:
+        raise InputError(Problem(f"coef_slots must be at least p = {p}", column="coef_slots",
+                                 value=coef_slots))
     data = pad_data(effects.yi, effects.vi, layout.X, layout.tau_index,
-                    capacity=capacity or _capacity(k))
+                    capacity=capacity or _capacity(k),
+                    coef_priors=[None if c is None else c.to_dict()
+                                 for c in layout.coef_priors],
+                    n_coef=coef_slots or coef_slots_for(p))
 
     def make(param: str):
-        return structure_for(
-            p, [None if c is None else c.to_dict() for c in layout.coef_priors],
-            [t.to_dict() for t in layout.tau_priors], param, k, capacity=data.y.size)
+        return structure_for(data.M.shape[0], [t.to_dict() for t in layout.tau_priors], param,
+                             k, capacity=data.y.size)
 
     raw, diag = sample_with_gate(make, data, coef_names=list(layout.coef_names),
                                  tau_names=list(layout.tau_names), labels=effects.labels,
@@ -354,7 +364,8 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
                 draws_map[f"{names[b]} - {names[a]}"] = beta[:, :, b] - beta[:, :, a]
     draws_map.update({lab: theta[:, :, i] for i, lab in enumerate(effects.labels)})
     settings = {**raw.settings, "requested_parametrisation": parametrisation,
-                "capacity": int(data.y.size), "seconds": round(raw.seconds, 3)}
+                "capacity": int(data.y.size), "coef_slots": int(data.M.shape[0]),
+                "seconds": round(raw.seconds, 3)}
     return DrawsPosterior(draws_map), idata, diag, {"settings": settings, "notes": notes}
 
 
@@ -394,6 +405,7 @@ def bayes_rma(
     parametrisation: str = "noncentred",
     backend: str = "nutpie",
     capacity: int | None = None,
+    coef_slots: int | None = None,
     retry: bool = True,
     level: float = DEFAULTS.level,
     labels: Any = None,
@@ -440,6 +452,10 @@ def bayes_rma(
         Study slots of the compiled model (default: the next power of two >= k). Fits that
         share a structure and a capacity reuse one compiled sampler; pass the largest k of a
         batch of analyses to compile once for all of them.
+    coef_slots
+        Coefficient slots of the compiled model (default: the next power of two >= p).
+        Pooled, subgroup and meta-regression fits with p <= coef_slots, the same tau prior and
+        the same capacity share one compiled sampler (coefficient priors are data).
     retry
         Retry automatically when the diagnostics gate fails (default True).
     level
@@ -489,7 +505,7 @@ def bayes_rma(
                                   for n, c in zip(layout.coef_names, layout.coef_priors,
                                                   strict=True)}
         priors.pop("mu")
-    twin, twin_notes = _frequentist_twin(effects, **twin_kw)
+    twin, twin_notes = _frequentist_twin(effects, level=level, **twin_kw)
     warnings_ += twin_notes
     settings: dict[str, Any] = {"engine": engine, "level": level, "defaults_applied": notes,
                                 "tau": tau if subgroup is not None else "shared"}
@@ -507,7 +523,7 @@ def bayes_rma(
         posterior, idata, diag, info = _nuts_fit(
             effects, layout, draws=draws, tune=tune, chains=chains, seed=seed,
             target_accept=target_accept, parametrisation=parametrisation, backend=backend,
-            capacity=capacity, retry=retry)
+            capacity=capacity, retry=retry, coef_slots=coef_slots)
         settings.update(info["settings"])
         warnings_ += info["notes"]
         if not diag.passed:
@@ -546,5 +562,5 @@ def load(path: str | os.PathLike) -> BayesResult:
     result = _load_file(path)
     effects = resolve_effects(result.yi, result.vi, labels=list(result.labels),
                               measure=result.measure)
-    twin, _ = _frequentist_twin(effects)
+    twin, _ = _frequentist_twin(effects, level=result.level)
     return dataclasses.replace(result, frequentist=twin)

@@ -15,15 +15,16 @@ constructs the graph from a hashable :class:`ModelStructure` and placeholder dat
 ``pm.Data``, with a 0/1 ``mask`` that switches off the unused slots: the compiled sampler is
 reused for every dataset of the same structure, instead of recompiling once per fit.
 
-Sampling efficiency: the sampler works on ``gamma`` with ``beta = M gamma``, where M centres and
-scales the non-intercept columns of the design (passed as data). Priors are placed on ``beta``
-itself through a potential, so the reported coefficients are those of the user's design and the
-priors mean what the user wrote (the map is linear, its Jacobian a constant).
+Sampling efficiency: the sampler works on ``gamma`` with ``beta = M gamma``, where M comes from
+the QR decomposition of the design (passed as data), so the sampled coefficients are
+uncorrelated. Priors are placed on ``beta`` itself through a potential, so the reported
+coefficients are those of the user's design and the priors mean what the user wrote (the map is
+linear, its Jacobian a constant).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +42,11 @@ class ModelStructure:
     Attributes
     ----------
     n_coef
-        Number of regression coefficients p (1 for the pooled model).
-    coef_priors
-        One prior dict (``to_dict()`` form) per coefficient, or ``None`` for a flat prior.
+        Coefficient slots of the compiled graph (>= p of every design fitted with it). The
+        coefficient priors are *data* (mean, sd and a normal/flat flag per slot), so designs of
+        any p <= n_coef and any normal/flat coefficient priors share one compiled sampler;
+        unused slots have a zero design column and a standard-normal prior, so they sample
+        their prior independently of everything else.
     tau_priors
         One prior dict per tau group (length 1 unless subgroups have separate taus).
     parametrisation
@@ -53,7 +56,6 @@ class ModelStructure:
     """
 
     n_coef: int
-    coef_priors: tuple[Any, ...]
     tau_priors: tuple[Any, ...]
     parametrisation: str = "noncentred"
     capacity: int = 8
@@ -63,7 +65,6 @@ class ModelStructure:
 
         return canonical_json({
             "n_coef": self.n_coef,
-            "coef_priors": [None if p is None else dict(p) for p in self.coef_priors],
             "tau_priors": [dict(p) for p in self.tau_priors],
             "parametrisation": self.parametrisation,
             "capacity": self.capacity,
@@ -72,6 +73,11 @@ class ModelStructure:
     @property
     def n_tau(self) -> int:
         return len(self.tau_priors)
+
+
+def coef_slots_for(p: int) -> int:
+    """Coefficient slots to compile for p coefficients: the next power of two."""
+    return 1 << int(np.ceil(np.log2(max(p, 1))))
 
 
 def capacity_for(k: int) -> int:
@@ -88,8 +94,10 @@ def capacity_for(k: int) -> int:
 class ModelData:
     """Data for one fit, padded to a structure's capacity.
 
-    ``y``, ``sigma``, ``mask``, ``tau_index`` have length capacity; ``X`` is (capacity, p) and
-    already centred/scaled; ``M`` (p, p) maps the sampler's gamma to the user's beta.
+    ``y``, ``sigma``, ``mask``, ``tau_index`` have length capacity; ``X`` is (capacity,
+    n_coef) and already centred/scaled; ``M`` (n_coef, n_coef) maps the sampler's gamma to the
+    user's beta; ``coef_mean``, ``coef_sd``, ``coef_normal`` describe each slot's prior (normal
+    when ``coef_normal`` is 1, flat when 0).
     """
 
     y: np.ndarray
@@ -98,48 +106,68 @@ class ModelData:
     M: np.ndarray
     mask: np.ndarray
     tau_index: np.ndarray
+    coef_mean: np.ndarray
+    coef_sd: np.ndarray
+    coef_normal: np.ndarray
     k: int
+    p: int
 
     def as_updates(self) -> dict[str, np.ndarray]:
         return {"y": self.y, "sigma": self.sigma, "X": self.X, "M": self.M, "mask": self.mask,
-                "tau_index": self.tau_index}
+                "tau_index": self.tau_index, "coef_mean": self.coef_mean,
+                "coef_sd": self.coef_sd, "coef_normal": self.coef_normal}
 
 
 def standardising_map(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (X_std, M) with X_std = X M: non-intercept columns centred and scaled when the
-    design has an intercept column, only scaled otherwise. Then X beta = X_std gamma with
-    beta = M gamma."""
+    """Return (X_std, M) with X_std = X M orthogonal: then X beta = X_std gamma, beta = M gamma.
+
+    The thin QR decomposition X = Q R gives X_std = sqrt(k) Q (columns of mean square 1) and
+    M = (R / sqrt(k))^-1. The sampler then sees uncorrelated coefficients of similar scale
+    whatever the collinearity of the user's moderators (an interaction beside its main effects,
+    an uncentred dose), which a diagonal mass matrix handles well (Stan User's Guide, "The QR
+    reparameterization").
+    """
     X = np.asarray(X, float)
-    p = X.shape[1]
-    M = np.eye(p)
-    intercept = [j for j in range(p) if np.all(X[:, j] == 1.0)]
-    for j in range(p):
-        if j in intercept:
-            continue
-        col = X[:, j]
-        centre = col.mean() if intercept else 0.0
-        scale = col.std() if col.std() > 0 else (np.abs(col).max() or 1.0)
-        M[j, j] = 1.0 / scale
-        if intercept:
-            M[intercept[0], j] = -centre / scale
-    return X @ M, M
+    k = X.shape[0]
+    q, r = np.linalg.qr(X)
+    # Fix signs so that R has a positive diagonal (a unique, reproducible decomposition).
+    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+    q, r = q * signs, r * signs[:, None]
+    scale = np.sqrt(k)
+    return q * scale, np.linalg.inv(r / scale)
 
 
 def pad_data(y: np.ndarray, vi: np.ndarray, X: np.ndarray, tau_index: np.ndarray,
-             capacity: int) -> ModelData:
-    """Standardise the design and pad every array to ``capacity`` slots (mask = 0 there)."""
-    k = y.size
+             capacity: int, coef_priors: Sequence[Mapping | None] | None = None,
+             n_coef: int | None = None) -> ModelData:
+    """Standardise the design and pad every array to ``capacity`` study slots and ``n_coef``
+    coefficient slots (mask = 0 for unused studies; zero column and N(0, 1) prior for unused
+    coefficients). ``coef_priors`` holds one Normal prior dict or ``None`` (flat) per column."""
+    k, p = X.shape
+    n_coef = p if n_coef is None else n_coef
     if k > capacity:
         raise ValueError(f"k = {k} exceeds the compiled capacity {capacity}")
-    X_std, M = standardising_map(X)
-    p = X.shape[1]
+    if p > n_coef:
+        raise ValueError(f"p = {p} exceeds the compiled coefficient slots {n_coef}")
+    X_std, M_p = standardising_map(X)
     yp = np.zeros(capacity)
     sp = np.ones(capacity)
-    Xp = np.zeros((capacity, p))
+    Xp = np.zeros((capacity, n_coef))
     mk = np.zeros(capacity)
     ti = np.zeros(capacity, dtype=np.int64)
-    yp[:k], sp[:k], Xp[:k], mk[:k], ti[:k] = y, np.sqrt(vi), X_std, 1.0, tau_index
-    return ModelData(y=yp, sigma=sp, X=Xp, M=M, mask=mk, tau_index=ti, k=k)
+    yp[:k], sp[:k], Xp[:k, :p], mk[:k], ti[:k] = y, np.sqrt(vi), X_std, 1.0, tau_index
+    M = np.eye(n_coef)
+    M[:p, :p] = M_p
+    mean, sd, normal = np.zeros(n_coef), np.ones(n_coef), np.ones(n_coef)
+    for j, prior in enumerate(coef_priors or [None] * p):
+        if prior is None:
+            normal[j] = 0.0
+        else:
+            if prior.get("family") != "Normal":
+                raise ValueError(f"coefficient priors must be Normal or flat (None), got {prior}")
+            mean[j], sd[j] = float(prior["mean"]), float(prior["sd"])
+    return ModelData(y=yp, sigma=sp, X=Xp, M=M, mask=mk, tau_index=ti, coef_mean=mean,
+                     coef_sd=sd, coef_normal=normal, k=k, p=p)
 
 
 def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any:
@@ -156,7 +184,8 @@ def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any
     if structure.parametrisation not in PARAMETRISATIONS:
         raise ValueError(f"parametrisation must be one of {PARAMETRISATIONS}")
     if data is None:
-        data = pad_data(np.zeros(1), np.ones(1), np.ones((1, p)), np.zeros(1, dtype=int), cap)
+        data = pad_data(np.zeros(1), np.ones(1), np.ones((1, 1)), np.zeros(1, dtype=int), cap,
+                        n_coef=p)
     with pm.Model() as model:
         y = pm.Data("y", data.y)
         sigma = pm.Data("sigma", data.sigma)
@@ -164,16 +193,14 @@ def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any
         M = pm.Data("M", data.M)
         mask = pm.Data("mask", data.mask)
         tau_index = pm.Data("tau_index", data.tau_index)
+        coef_mean = pm.Data("coef_mean", data.coef_mean)
+        coef_sd = pm.Data("coef_sd", data.coef_sd)
+        coef_normal = pm.Data("coef_normal", data.coef_normal)
 
         gamma = pm.Flat("gamma", shape=p)
         beta = pm.Deterministic("beta", pt.dot(M, gamma))
-        coef_logp = []
-        for j, prior in enumerate(structure.coef_priors):
-            if prior is None:
-                continue
-            coef_logp.append(_coef_logp(prior, beta[j]))
-        if coef_logp:
-            pm.Potential("coef_prior", pt.sum(pt.stack(coef_logp)))
+        coef_logp = pm.logp(pm.Normal.dist(coef_mean, coef_sd), beta)
+        pm.Potential("coef_prior", pt.sum(coef_normal * coef_logp))
 
         taus = [prior_from_dict(prior).to_pymc(f"tau_{g}")
                 for g, prior in enumerate(structure.tau_priors)]
@@ -190,21 +217,10 @@ def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any
     return model
 
 
-def _coef_logp(prior: Mapping, x: Any) -> Any:
-    """Log density of a coefficient prior at ``x`` (a PyMC tensor). Coefficient priors are
-    normal (the conditionally-normal model the exact engine also handles)."""
-    import pymc as pm
-
-    if prior.get("family") != "Normal":
-        raise ValueError(f"coefficient priors must be Normal or flat (None), got {prior}")
-    return pm.logp(pm.Normal.dist(float(prior["mean"]), float(prior["sd"])), x)
-
-
-def structure_for(n_coef: int, coef_priors: list[Mapping | None], tau_priors: list[Mapping],
-                  parametrisation: str, k: int, capacity: int | None = None) -> ModelStructure:
+def structure_for(n_coef: int, tau_priors: list[Mapping], parametrisation: str, k: int,
+                  capacity: int | None = None) -> ModelStructure:
     return ModelStructure(
         n_coef=n_coef,
-        coef_priors=tuple(None if p is None else _freeze(p) for p in coef_priors),
         tau_priors=tuple(_freeze(p) for p in tau_priors),
         parametrisation=parametrisation,
         capacity=capacity if capacity is not None else capacity_for(k),

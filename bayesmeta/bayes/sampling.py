@@ -84,7 +84,7 @@ def _run_once(structure: ModelStructure, data: ModelData, *, draws: int, tune: i
     post, stats = trace.posterior, trace.sample_stats
     k = data.k
     return RawDraws(
-        beta=np.asarray(post["beta"].values, float),
+        beta=np.asarray(post["beta"].values, float)[:, :, :data.p],
         tau=np.asarray(post["tau"].values, float),
         theta=np.asarray(post["theta"].values, float)[:, :, :k],
         diverging=np.asarray(stats["diverging"].values, bool),
