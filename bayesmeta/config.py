@@ -62,6 +62,17 @@ class Defaults:
     se_ratio_warn
         Ratio of the largest to the smallest standard error above which a warning is recorded
         (as bayesmeta does): quadrature and sampling both get fragile there.
+    outlier_alpha
+        Family-wise error rate of the outlier screen on externally studentized residuals
+        (``outliers``): a study is flagged when |rstudent| exceeds the two-sided Bonferroni bound
+        Phi^-1(1 - alpha / (2k)), as the review did.
+    trimfill_maxiter
+        Iteration cap of the trim-and-fill algorithm (metafor's ``maxiter``, 100).
+    rank_test_exact_max_k
+        The rank test uses the exact null distribution of Kendall's tau (as metafor's
+        ``cor.test(..., exact=TRUE)``) when there are no ties and k is at most this; above it,
+        the normal approximation (the exact distribution costs seconds at k = 1000, and the two
+        agree to ~1e-3 there).
     escalc_add, escalc_to, escalc_vtype
         ``escalc`` defaults, as in metafor 3.8-1: add 1/2 to every cell of a 2x2 table (or both
         cells of a proportion) that has a zero cell (``to="only0"``); large-sample variances
@@ -93,6 +104,9 @@ class Defaults:
     chains: int = 4
     target_accept: float = 0.9
     se_ratio_warn: float = 1000.0
+    outlier_alpha: float = 0.05
+    trimfill_maxiter: int = 100
+    rank_test_exact_max_k: int = 300
     escalc_add: float = 0.5
     escalc_to: str = "only0"
     escalc_vtype: str = "LS"
