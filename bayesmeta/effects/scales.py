@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem, raise_if
+from ..io.schema import CUSTOM_INSTRUMENT, INSTRUMENT_RANGES
 from .columns import is_missing, row_labels
 
 __all__ = ["Instrument", "INSTRUMENTS", "VAS_RANGE", "to_vas", "from_vas", "table_to_vas",
@@ -46,17 +47,20 @@ class Instrument:
         return self.maximum - self.minimum
 
 
-INSTRUMENTS: dict[str, Instrument] = {
-    i.name: i
-    for i in (
-        Instrument("VAS_0_10", 0.0, 10.0, "visual analogue scale, 0-10 cm"),
-        Instrument("VAS_0_100", 0.0, 100.0, "visual analogue scale, 0-100 mm"),
-        Instrument("NRS_0_10", 0.0, 10.0, "numeric rating scale, 0-10"),
-        Instrument("RMDQ_0_24", 0.0, 24.0, "Roland-Morris Disability Questionnaire, 0-24"),
-        Instrument("ODI_0_100", 0.0, 100.0, "Oswestry Disability Index, 0-100 %"),
-    )
+# The ranges live in the study-table schema (the lower layer, which validates them on reading);
+# this layer adds what converting needs.
+_DESCRIPTIONS = {
+    "VAS_0_10": "visual analogue scale, 0-10 cm",
+    "VAS_0_100": "visual analogue scale, 0-100 mm",
+    "NRS_0_10": "numeric rating scale, 0-10",
+    "RMDQ_0_24": "Roland-Morris Disability Questionnaire, 0-24",
+    "ODI_0_100": "Oswestry Disability Index, 0-100 %",
 }
-_CUSTOM = "custom"
+INSTRUMENTS: dict[str, Instrument] = {
+    name: Instrument(name, lo, hi, _DESCRIPTIONS[name])
+    for name, (lo, hi) in INSTRUMENT_RANGES.items()
+}
+_CUSTOM = CUSTOM_INSTRUMENT
 _KINDS = {"mean": "a mean or single score", "sd": "a standard deviation",
           "change": "a change or a difference of means"}
 
