@@ -192,15 +192,14 @@ def score_grid(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: np.ndarray, re
     if pooled is None:
         pooled = is_intercept_only(X)
     if pooled:
-        # weighted moments of (1, y, y^2) with w and w^2: two matrix products
-        basis = np.column_stack((np.ones(y.size), y, y * y))
-        m1 = W @ basis[:, :2]
+        # weighted moments of (1, y, y^2) with w and w^2, by matrix-vector products (see
+        # linalg.Scorer on why not one matrix-matrix product)
+        sw = W.sum(axis=1)
+        b = (W @ y) / sw
         np.multiply(W, W, out=W)
-        m2 = W @ basis
-        sw = m1[:, 0]
-        b = m1[:, 1] / sw
-        yppy = m2[:, 2] - 2.0 * b * m2[:, 1] + b * b * m2[:, 0]
-        sub = sw - m2[:, 0] / sw if reml else sw
+        sw2 = W.sum(axis=1)
+        yppy = W @ (y * y) - 2.0 * b * (W @ y) + b * b * sw2
+        sub = sw - sw2 / sw if reml else sw
         return 0.5 * (yppy - sub), 0.5 * (yppy + sub)
     sw = W.sum(axis=1)
     A = np.linalg.inv(np.einsum("gk,ki,kj->gij", W, X, X))
@@ -297,9 +296,12 @@ def hedges(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
     return Tau2Estimate(tau2, se, "HE", "HE", notes=notes)
 
 
-def hedges_start(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
+def hedges_start(y: np.ndarray, v: np.ndarray, X: np.ndarray, pooled: bool = False) -> float:
     """The HE estimate without its standard error: metafor's start for ML, REML and EB."""
     k, p = X.shape
+    if pooled:  # OLS residuals are y - mean(y); tr(PV) = (1 - 1/k) sum(v)
+        r = y - float(y.sum()) / k
+        return max(0.0, (float(r @ r) - (1.0 - 1.0 / k) * float(v.sum())) / (k - 1))
     if p == 1:
         x = X[:, 0]
         sxx = float(x @ x)
@@ -402,7 +404,8 @@ def empirical_bayes(y: np.ndarray, v: np.ndarray, X: np.ndarray,
     is used and the result says so.
     """
     k, p = X.shape
-    tau2, ok, it = fisher_scoring(y, v, X, "EB", hedges_start(y, v, X), control)
+    tau2, ok, it = fisher_scoring(y, v, X, "EB", hedges_start(y, v, X, is_intercept_only(X)),
+                                  control)
     if ok:
         return Tau2Estimate(tau2, _se_moment(v, tau2, k, p), "EB", "EB", True, it)
     root, ok_root, warns = _pm_root(y, v, X, control)
@@ -483,11 +486,13 @@ def _bracket_maximum(y: np.ndarray, v: np.ndarray, X: np.ndarray, reml: bool,
 
 
 def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
-                         control: FitControl) -> Tau2Estimate:
+                         control: FitControl, pooled: bool | None = None) -> Tau2Estimate:
     reml = kind == "REML"
-    pooled = is_intercept_only(X)
+    if pooled is None:
+        pooled = is_intercept_only(X)
     scorer = Scorer(y, v, X, pooled)
-    tau2, ok, it = fisher_scoring(y, v, X, kind, hedges_start(y, v, X), control, pooled, scorer)
+    tau2, ok, it = fisher_scoring(y, v, X, kind, hedges_start(y, v, X, pooled), control, pooled,
+                                  scorer)
     method_used = kind
     warns: list[str] = []
     notes: list[str] = []
@@ -542,16 +547,18 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
 
 
 def maximum_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray,
-                       control: FitControl = DEFAULT_CONTROL) -> Tau2Estimate:
+                       control: FitControl = DEFAULT_CONTROL, pooled: bool | None = None
+                       ) -> Tau2Estimate:
     """Maximum likelihood (ML) by Fisher scoring from the HE estimate, with a global check."""
-    return _likelihood_estimate(y, v, X, "ML", control)
+    return _likelihood_estimate(y, v, X, "ML", control, pooled)
 
 
 def restricted_maximum_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray,
-                                  control: FitControl = DEFAULT_CONTROL) -> Tau2Estimate:
+                                  control: FitControl = DEFAULT_CONTROL,
+                                  pooled: bool | None = None) -> Tau2Estimate:
     """Restricted maximum likelihood (REML) by Fisher scoring from the HE estimate, with a
     global check."""
-    return _likelihood_estimate(y, v, X, "REML", control)
+    return _likelihood_estimate(y, v, X, "REML", control, pooled)
 
 
 def estimate_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str,
@@ -572,7 +579,8 @@ def estimate_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str,
         return Tau2Estimate(0.0, None, method, "none (no residual degrees of freedom)",
                             notes=(f"k = {k} with p = {p} coefficient(s): tau2 cannot be "
                                    "estimated and is set to 0 (as metafor does for k = 1)",))
-    if X[0, 0] != 0.0 and np.ptp(X[:, 0]) == 0.0:
+    pooled = p == 1 and is_intercept_only(X)
+    if pooled or (X[0, 0] != 0.0 and np.ptp(X[:, 0]) == 0.0):
         y = y - y.sum() / k
     if method == "DL":
         return dersimonian_laird(y, v, X)
@@ -587,7 +595,7 @@ def estimate_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str,
     if method == "EB":
         return empirical_bayes(y, v, X, control)
     if method == "ML":
-        return maximum_likelihood(y, v, X, control)
+        return maximum_likelihood(y, v, X, control, pooled)
     if method == "REML":
-        return restricted_maximum_likelihood(y, v, X, control)
+        return restricted_maximum_likelihood(y, v, X, control, pooled)
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)} or FE")

@@ -74,32 +74,34 @@ class Scorer:
 
     Calling it at ``tau2`` returns (y'Py, y'PPy, tr(P), tr(PP), sum(w), sum(w^2)) with
     w = 1/(v + tau2). For the pooled model (X a column of ones, P = W - w w'/sum(w)) every piece
-    is a function of the weighted moments sum(w^a y^b), a = 1..3, b = 0..2, which one 3 x k by
-    k x 3 matrix product gives: a Fisher scoring step then costs a handful of numpy calls. ``y``
-    should be centred (the pooled model is invariant to it) to keep the moment formulas free of
-    cancellation.
+    is a function of the weighted moments sum(w^a y^b), a = 1..3, b = 0..2: a Fisher scoring
+    step then costs a handful of numpy calls. ``y`` should be centred (the pooled model is
+    invariant to it) to keep the moment formulas free of cancellation.
+
+    Matrix-vector products only: OpenBLAS multithreads even tiny matrix-matrix products, which on
+    a busy machine costs more than the arithmetic.
     """
 
-    __slots__ = ("y", "v", "X", "pooled", "_basis", "_powers")
+    __slots__ = ("y", "v", "X", "pooled", "_yy", "_powers")
 
     def __init__(self, y: np.ndarray, v: np.ndarray, X: np.ndarray, pooled: bool | None = None):
         self.y, self.v, self.X = y, v, X
         self.pooled = is_intercept_only(X) if pooled is None else pooled
         if self.pooled:
-            self._basis = np.column_stack((np.ones(y.size), y, y * y))
+            self._yy = y * y
             self._powers = np.empty((3, y.size))
 
-    def moments(self, tau2: float) -> list[list[float]]:
-        """Pooled model: [[sum w, sum w y, sum w y^2], [same with w^2], [same with w^3]]."""
+    def moments(self, tau2: float) -> tuple[list[float], list[float], list[float]]:
+        """Pooled model: (sum w^a for a = 1..3, sum w^a y, sum w^a y^2)."""
         pw = self._powers
         np.divide(1.0, self.v + tau2, out=pw[0])
         np.multiply(pw[0], pw[0], out=pw[1])
         np.multiply(pw[1], pw[0], out=pw[2])
-        return (pw @ self._basis).tolist()
+        return pw.sum(axis=1).tolist(), (pw @ self.y).tolist(), (pw @ self._yy).tolist()
 
     def __call__(self, tau2: float) -> tuple[float, float, float, float, float, float]:
         if self.pooled:
-            (sw, swy, swyy), (sw2, sw2y, sw2yy), (sw3, _, _) = self.moments(tau2)
+            (sw, sw2, sw3), (swy, sw2y, _), (swyy, sw2yy, _) = self.moments(tau2)
             b = swy / sw
             h = sw2 / sw
             return (swyy - b * swy, sw2yy - 2.0 * b * sw2y + b * b * sw2, sw - h,
