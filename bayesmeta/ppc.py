@@ -140,3 +140,35 @@ def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
     return PPCResult(studies=studies, q_obs=q_obs, q_rep=q_rep,
                      ppp_q=float((q_rep >= q_obs).mean()), elpd_loo=elpd,
                      elpd_loo_se=elpd_se, p_loo=p_loo, warnings=tuple(warnings))
+
+
+def compare_loo(results: dict[str, BayesResult]) -> pd.DataFrame:
+    """Rank models of the same studies by PSIS-LOO (arviz ``compare``, stacking weights).
+
+    Every result must be a NUTS fit of the same studies (same labels and effects), e.g. the
+    pooled, subgroup and meta-regression models of one analysis. Returns arviz's table: elpd_loo,
+    p_loo, elpd_diff and its standard error ``dse`` against the best model, weight, warning.
+    """
+    import arviz as az
+
+    from .errors import InputError, Problem
+
+    if len(results) < 2:
+        raise InputError(Problem("LOO comparison needs at least two models",
+                                 column="results", value=len(results)))
+    names = list(results)
+    first = results[names[0]]
+    problems = []
+    for name in names:
+        res = results[name]
+        if res.idata is None or "log_likelihood" not in res.idata.groups():
+            problems.append(Problem("a LOO comparison needs NUTS draws with a log-likelihood "
+                                    f"(this is an {res.engine} result)", column=name,
+                                    value=res.model))
+        elif res.labels != first.labels or not np.array_equal(res.yi, first.yi):
+            problems.append(Problem(f"not fitted to the same studies as {names[0]}; LOO "
+                                    "compares models of the same data only", column=name,
+                                    value=f"k = {res.k}"))
+    if problems:
+        raise InputError(problems, "compare_loo")
+    return az.compare({name: results[name].idata for name in names}, ic="loo")
