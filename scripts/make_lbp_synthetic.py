@@ -42,13 +42,14 @@ import pandas as pd
 
 from bayesmeta.effects import escalc, table_to_vas
 from bayesmeta.effects.means import change_sd_from_prepost, standardized_mean_difference
-from bayesmeta.frequentist import rma
+from bayesmeta.frequentist import egger_test, rank_test, rma
 from bayesmeta.io import STUDY_TABLE, read_studies
 from bayesmeta.io.template import schema_frame
 from bayesmeta.simulate.draws import allocate, largest_remainder, quantile_matched
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "data" / "published" / "fleckenstein2022_pooled.csv"
+PUBLISHED_BIAS = ROOT / "data" / "published" / "fleckenstein2022_bias_tests.csv"
 OUT = ROOT / "data" / "lbp_review_synthetic.csv"
 
 SEED = 20220516
@@ -457,8 +458,26 @@ def analysed(cell: Cell, f: float, lam: float, jitter1: dict, jitter2: dict,
 
 
 def calibrate_cell(cell: Cell, t: Target, lam: float, z: np.ndarray, jitter1: dict,
-                   jitter2: dict, cap: dict | None, fixed_n1: dict) -> None:
-    """Solve the retention scale so that SE(mu) hits the target, then set n and y."""
+                   jitter2: dict, cap: dict | None, fixed_n1: dict,
+                   egger: float | None = None) -> None:
+    """Solve the retention scale so that SE(mu) hits the target, then set n and y.
+
+    With ``egger`` (a published Egger z), the effect directions get a trend in the standard
+    error first, chosen so that Egger's test of the constructed effects gives about that z
+    (a soft target: the funnel plot leans the published way; REML's results are unchanged).
+    """
+    n1, n2, _ = _solve_retention(cell, t, lam, z, jitter1, jitter2, cap, fixed_n1)
+    if egger is not None:
+        z = z + egger_trend(n1, n2, t, z, egger)
+    cell.n1, cell.n2, cell.yi = _solve_retention(cell, t, lam, z, jitter1, jitter2, cap,
+                                                 fixed_n1)
+    if np.any(cell.n1 > cell.arm1) or np.any(cell.n2 > cell.arm2):
+        raise _Retry(f"{'_'.join(cell.key)}: analysed n above randomised n")
+
+
+def _solve_retention(cell: Cell, t: Target, lam: float, z: np.ndarray, jitter1: dict,
+                     jitter2: dict, cap: dict | None, fixed_n1: dict
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f = 0.8
     best = None
     for _ in range(60):
@@ -472,11 +491,26 @@ def calibrate_cell(cell: Cell, t: Target, lam: float, z: np.ndarray, jitter1: di
         f = f * (se / t.se) ** 2
         if f > 1.5 or f < 0.2:
             break
-    miss, cell.n1, cell.n2, cell.yi = best
+    miss, n1, n2, y = best
     if miss > 0.01:  # the integer n cannot get closer than about 1% in SE: try another attempt
         raise _Retry(f"{'_'.join(cell.key)}: CI width off by {miss:.1%}")
-    if np.any(cell.n1 > cell.arm1) or np.any(cell.n2 > cell.arm2):
-        raise _Retry(f"{'_'.join(cell.key)}: analysed n above randomised n")
+    return n1, n2, y
+
+
+def egger_trend(n1: np.ndarray, n2: np.ndarray, t: Target, z: np.ndarray,
+                target: float) -> np.ndarray:
+    """gamma x the standardised standard error, gamma (on a grid) giving the Egger z closest to
+    the target for effects built from ``z + gamma x trend``."""
+    sei = np.sqrt(1.0 / n1 + 1.0 / n2)
+    trend = (sei - sei.mean()) / sei.std()
+    best = (np.inf, 0.0)
+    for gamma in np.linspace(-3.0, 3.0, 61):
+        y, _ = stationary_effects(n1.astype(float), n2.astype(float), t, z + gamma * trend)
+        v = 1.0 / n1 + 1.0 / n2 + y ** 2 / (2.0 * (n1 + n2))
+        statistic = egger_test(rma(y, v, method="REML")).statistic
+        if abs(statistic - target) < best[0]:
+            best = (abs(statistic - target), gamma)
+    return best[1] * trend
 
 
 # ---------------------------------------------------------------- arm-level values
@@ -685,6 +719,10 @@ def build(attempt: int) -> tuple[pd.DataFrame, dict]:
     trials = trial_table(rng)
     comps = comparison_table(rng, trials)
     reported = reports(rng, trials, target)
+    true_controls = comps.loc[comps["comparator_detail"] == "no_treatment", "trial"]
+    for o in OUTCOMES:  # the review's "true controls only" analysis needs k >= 2
+        if true_controls.isin(reported[(o, "short")]).sum() < 2:
+            raise _Retry(f"fewer than 2 no-treatment controls report {o} at short term")
     sizes = place_sizes(rng, trials, comps, reported, target, trial_sizes(rng))
     trials["n_total"] = sizes
     cells = cells_of(comps, sizes, reported)
@@ -700,13 +738,15 @@ def build(attempt: int) -> tuple[pd.DataFrame, dict]:
     cap: dict = {}
     # a trial's effects lean the same way in all its cells (correlation TRIAL_CORRELATION)
     lean = rng.standard_normal(N_TRIALS)
+    egger = dict(pd.read_csv(PUBLISHED_BIAS)[["analysis_id", "egger_z"]].itertuples(index=False))
     for key in ORDER:
         cell = cells[key]
         o, _, f = key
         z = (np.sqrt(TRIAL_CORRELATION) * lean[cell.trial]
              + np.sqrt(1.0 - TRIAL_CORRELATION) * rng.standard_normal(cell.trial.size))
         calibrate_cell(cell, target[key], lam[key], z,
-                       jitter1, jitter2, cap if f == "long" else None, fixed_n1)
+                       jitter1, jitter2, cap if f == "long" else None, fixed_n1,
+                       egger.get("_".join(key)))
         for t, c, n1, n2 in zip(cell.trial, cell.comparison, cell.n1, cell.n2, strict=True):
             fixed_n1[(t, o, f)] = n1
             if f == "short":
@@ -874,6 +914,22 @@ def moderator_rows(table: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
+def small_study_rows(table: pd.DataFrame) -> list[list[str]]:
+    """Egger's and the rank correlation test per published cell: published vs synthetic."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shared arms of multi-arm trials
+        es = escalc("SMD", data=table_to_vas(table))
+    rows = []
+    for r in pd.read_csv(PUBLISHED_BIAS).itertuples(index=False):
+        o, c, f = r.analysis_id.split("_")
+        sub = es[(es["outcome"] == o) & (es["comparator"] == c) & (es["follow_up"] == f)]
+        fit = rma(sub["yi"].to_numpy(), sub["vi"].to_numpy(), method="REML")
+        egger, rank = egger_test(fit), rank_test(fit)
+        rows.append([r.analysis_id, f"{r.egger_z:.3f}", f"{egger.statistic:.3f}",
+                     f"{r.rank_tau:.3f}", f"{rank.tau:.3f}", f"{rank.pval:.3f}"])
+    return rows
+
+
 def vas_levels(table: pd.DataFrame) -> list[list[str]]:
     """Mean (SD) across comparisons of the arms' VAS means: published vs synthetic."""
     vas = table_to_vas(table)
@@ -915,6 +971,7 @@ def datasheet_text(table: pd.DataFrame, results: dict, info: dict, failures: lis
                       np.where(table["change_sd1"].isna(), "change means, SDs imputed",
                                "change means and SDs")))
     form_counts = forms["form"].value_counts()
+    bias_rows = small_study_rows(table)
     instruments = table.groupby(["outcome", "instrument"], observed=True)["study_id"].nunique()
     columns = schema_frame()
     columns = columns[columns["column"].isin(table.columns)]
@@ -965,7 +1022,7 @@ def datasheet_text(table: pd.DataFrame, results: dict, info: dict, failures: lis
 
 ```python
 import bayesmeta
-from bayesmeta.frequentist import rma
+from bayesmeta.frequentist import egger_test, rank_test, rma
 
 table = bayesmeta.table_to_vas(bayesmeta.read_studies("data/lbp_review_synthetic.csv"))
 es = bayesmeta.escalc("SMD", data=table)  # warns: multi-arm trials share their individualized arm
@@ -991,6 +1048,15 @@ columns are the REML results of this file (`tests/test_lbp_synthetic.py` checks 
 `disability_passive_short` uses the results text (-0.09 [-0.18; 0.01]); the abstract prints
 -0.18 [-0.22; 0.01]. The paper's mean differences in VAS points (`md_vas`) are not calibration
 targets and are not reproduced.
+
+## Small-study effects (shaped, not calibrated)
+
+The effect directions of the four pain cells for which the paper reports Egger's test lean
+with the standard error so that Egger's test (mixed-effects, standard error as predictor, as
+metafor's `regtest`) comes out near the published z; the rank correlation test was not aimed at.
+
+{_md_table(["cell", "Egger z published", "Egger z synthetic", "rank tau published",
+            "rank tau synthetic", "rank p synthetic"], bias_rows)}
 
 ## Moderators: published vs synthetic
 
@@ -1065,10 +1131,11 @@ Mean (SD across comparisons) of the arms' means on the 0-10 VAS.
 - **Analysed n**: differs between pain and disability of the same arm and follow-up (each cell's
   retention is solved separately), and short-term retention is lower in trials without long-term
   data; both were needed to reach all 8 CI widths with one set of trial sizes.
-- **Not calibrated:** the paper's VAS mean differences, its Egger and rank-correlation tests,
-  its subgroup and sensitivity analyses and its meta-regressions (no moderator effects were
-  built in: moderators are unrelated to the study effects, so e.g. the paper's training-duration
-  effect for pain is not there), and the VAS levels (see the table above).
+- **Not calibrated:** the paper's VAS mean differences, its Egger and rank-correlation tests
+  (Egger's z only shaped, see above), its subgroup and sensitivity analyses and its
+  meta-regressions (no moderator effects were built in: moderators are unrelated to the study
+  effects, so e.g. the paper's training-duration effect for pain is not there), and the VAS
+  levels (see the table above).
 
 ## Columns
 

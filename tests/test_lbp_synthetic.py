@@ -106,6 +106,30 @@ def test_arms_are_consistent(table):
                                table.loc[given, "change_mean2"], atol=1e-9)
 
 
+def test_every_sensitivity_subset_of_the_plan_has_two_studies(effects):
+    # models/lbp_review.toml re-pools these subsets at short term; k = 1 would be degenerate
+    subsets = {"rob_overall": ["some_concerns"], "exercise_type": ["mixed"],
+               "psych_component": ["cbt"], "matched_control": [True],
+               "lbp_12_weeks": [True], "behavioural": [True]}
+    for outcome in ("pain", "disability"):
+        short = effects[(effects["outcome"] == outcome) & (effects["follow_up"] == "short")]
+        active = short[short["comparator"] == "active"]
+        for column, levels in subsets.items():
+            assert active[column].isin(levels).sum() >= 2, (outcome, column)
+        assert (short["comparator_detail"] == "no_treatment").sum() >= 2
+
+
+def test_funnel_of_pain_passive_short_leans_as_published(effects):
+    from bayesmeta.frequentist import egger_test
+
+    # shaped, not calibrated: the paper reports Egger z = -3.313 (publication bias suspected)
+    rows = effects[(effects["outcome"] == "pain") & (effects["comparator"] == "passive")
+                   & (effects["follow_up"] == "short")]
+    test = egger_test(rma(rows["yi"].to_numpy(), rows["vi"].to_numpy(), method="REML"))
+    assert test.statistic == pytest.approx(-3.313, abs=0.5)
+    assert test.pval < 0.01
+
+
 def test_imputation_and_instruments_are_exercised(table, effects):
     record = effects.attrs["escalc"]
     assert len(record["imputed_change_sd"]) > 20
