@@ -58,7 +58,7 @@ RAW_ANALYSES = {"raw", "MD"}
 QUANTILE_KEYS = (("central95.lb", 0.025), ("median", 0.5), ("central95.ub", 0.975))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> dict:
     with open(REF / name) as fh:
         return json.load(fh)
@@ -249,7 +249,7 @@ class Fit:
         return MARGIN_RAW if self.raw else MARGIN_STANDARDISED
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_fit(fname: str, akey: str, gkey: str) -> Fit:
     data = _load(fname)
     analysis = data["analyses"][akey]

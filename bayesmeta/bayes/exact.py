@@ -36,7 +36,6 @@ from . import priors as P
 from .quadrature import (
     adaptive_panels,
     bracketed_newton,
-    gauss_legendre,
     mixture_cdf,
     mixture_pdf,
     mixture_quantile,
@@ -588,7 +587,7 @@ class ExactPosterior:
                 best_t, best_v = t, v
         return best_t, best_v
 
-    # -- serialisation ------------------------------------------------------------------------------
+    # -- serialisation ---------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild this object without recomputing, as float arrays (the
         texts — labels, priors, warnings — as UTF-8 codes of canonical JSON)."""
