@@ -19,10 +19,12 @@ attempt, seeded ``[SEED, attempt]``, is tried):
 4. per cell: the analysed n (retention solved so that the REML CI has the published width when
    I2 is the published value), then study effects at which REML's estimating equations hold
    exactly at the published SMD and I2 (tau2 = I2 / (100 - I2) x the typical within-study
-   variance, metafor's definition);
+   variance, metafor's definition); in the four pain cells whose Egger test the paper reports,
+   the effects lean with their standard error so that Egger's z comes out near the published one;
 5. arm-level values (0-10 VAS quantities reported on each trial's instrument) that give those
    effects, rounded to extraction precision (2 decimals, integer n); a greedy search over the
-   last digit of the control arms' change means brings every cell back inside its rounding box;
+   last digit of the control arms' follow-up and change means moves every cell back towards the
+   centre of its rounding box;
 6. the written file is read back and analysed exactly as ``tests/test_lbp_synthetic.py`` does.
 
 Runs in well under a minute; the same seed gives a byte-identical file.
@@ -41,7 +43,11 @@ import numpy as np
 import pandas as pd
 
 from bayesmeta.effects import escalc, table_to_vas
-from bayesmeta.effects.means import change_sd_from_prepost, standardized_mean_difference
+from bayesmeta.effects.means import (
+    change_sd_from_prepost,
+    hedges_correction,
+    standardized_mean_difference,
+)
 from bayesmeta.frequentist import egger_test, rank_test, rma
 from bayesmeta.io import STUDY_TABLE, read_studies
 from bayesmeta.io.template import schema_frame
@@ -332,8 +338,8 @@ def needed_retention(n: np.ndarray, t: Target) -> float:
 LAMBDAS = np.round(np.linspace(1.0, 0.6, 9), 2)
 
 
-def pair_plan(cells: dict, target: dict, short: tuple, long: tuple,
-              sizes: np.ndarray | None = None) -> tuple[float, float, float, float]:
+def pair_plan(cells: dict, target: dict, short: tuple, long: tuple
+              ) -> tuple[float, float, float, float]:
     """Retention of a short/long pair: long cell f_L; short cell f_S with the comparisons that
     do not report long-term at lambda x f_S (retention better in trials that follow up longer),
     lambda the largest in LAMBDAS giving f_S >= f_L + 0.05. Returns f_S, f_L, lambda, shortfall.
@@ -598,8 +604,6 @@ def _trial_rows(rng: np.random.Generator, trials: pd.DataFrame, cell: Cell, t: i
 
 
 def _hedges_j(df: float) -> float:
-    from bayesmeta.effects.means import hedges_correction
-
     return float(hedges_correction(np.array([df]))[0])
 
 
