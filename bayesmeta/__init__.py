@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "load": "bayesmeta.bayes",
     "clinical_relevance": "bayesmeta.clinical",
     "reanalyse": "bayesmeta.clinical",
-    "simulate": "bayesmeta.simulate",
+    "simulate": "bayesmeta.simulation",
     "InputError": "bayesmeta.errors",
     "DEFAULTS": "bayesmeta.config",
 }

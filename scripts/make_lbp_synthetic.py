@@ -12,7 +12,7 @@ How (every step seeded from ``SEED``; an attempt that misses a target is discard
 attempt, seeded ``[SEED, attempt]``, is tried):
 
 1. trials: sizes with the published median/IQR and total, moderators with the published counts
-   (``bayesmeta.simulate.draws``: quantile matching and largest-remainder allocation);
+   (``bayesmeta.simulation.draws``: quantile matching and largest-remainder allocation);
 2. control groups and which trials report which cell, with the exact k of every cell;
 3. trial sizes are permuted among the trials (a swap search) until every cell's sample sizes
    can give its published CI width at a plausible retention (analysed / randomised);
@@ -51,7 +51,7 @@ from bayesmeta.effects.means import (
 from bayesmeta.frequentist import egger_test, rank_test, rma
 from bayesmeta.io import STUDY_TABLE, read_studies
 from bayesmeta.io.template import schema_frame
-from bayesmeta.simulate.draws import allocate, largest_remainder, quantile_matched
+from bayesmeta.simulation.draws import allocate, largest_remainder, quantile_matched
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "data" / "published" / "fleckenstein2022_pooled.csv"

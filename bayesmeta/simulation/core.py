@@ -39,7 +39,7 @@ def simulate(settings: SimulationSettings | None = None, *, seed: int | None = N
     described in :class:`SimulationSettings`, including subgroup effects and moderator slopes.
     Each arm's baseline and follow-up means and SDs, change means and change SDs are then drawn
     from their exact sampling distribution given the arm's analysed size (bivariate normal
-    participants, see :func:`~bayesmeta.simulate.draws.summary_statistics`), on the 0-10 VAS and
+    participants, see :func:`~bayesmeta.simulation.draws.summary_statistics`), on the 0-10 VAS and
     then on the trial's instrument, rounded to extraction precision. Some reports lack change
     SDs (``prepost_r`` is then filled so that ``escalc`` imputes them) or give only baseline and
     follow-up values. There is no metafor equivalent (metafor's ``escalc``/``rma`` analyse data;
