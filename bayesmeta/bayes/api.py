@@ -446,7 +446,8 @@ def bayes_rma(
         ``"nuts"`` (PyMC model sampled by nutpie, with the diagnostics gate) or ``"exact"``
         (one-dimensional quadrature over tau; no sampling).
     draws, tune, chains, seed, target_accept, parametrisation, backend
-        NUTS settings. ``parametrisation`` is ``"noncentred"`` (default) or ``"centred"``;
+        NUTS settings. ``parametrisation`` is ``"noncentred"`` (default), ``"centred"`` or
+        ``"marginal"`` (study effects integrated out, then drawn exactly);
         ``backend`` is ``"nutpie"`` (compile once, default) or ``"pymc"``.
     capacity
         Study slots of the compiled model (default: the next power of two >= k). Fits that

@@ -32,7 +32,7 @@ import numpy as np
 
 from .priors import from_dict as prior_from_dict
 
-PARAMETRISATIONS = ("noncentred", "centred")
+PARAMETRISATIONS = ("noncentred", "centred", "marginal")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,11 @@ class ModelStructure:
     tau_priors
         One prior dict per tau group (length 1 unless subgroups have separate taus).
     parametrisation
-        ``"noncentred"`` (theta = x'beta + tau z) or ``"centred"`` (theta ~ N(x'beta, tau)).
+        ``"noncentred"`` (theta = x'beta + tau z), ``"centred"`` (theta ~ N(x'beta, tau)) or
+        ``"marginal"`` (theta integrated out: y_i ~ N(x'beta, v_i + tau^2); the study effects
+        are then drawn exactly from their conditional normal given beta and tau, see
+        :func:`conditional_theta`). The marginal form has no funnel at all and is the first
+        fallback of the diagnostics gate.
     capacity
         Number of study slots in the compiled graph (>= k of every dataset fitted with it).
     """
@@ -174,8 +178,8 @@ def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any
     """Build the PyMC model for ``structure`` (data defaults to placeholders of its capacity).
 
     Free parameters: ``gamma`` (p), the tau prior's variables, and ``z`` (non-centred) or
-    ``theta`` (centred) with one entry per study slot. Deterministics: ``beta`` (p), ``tau``
-    (the tau of each group), ``theta`` (non-centred).
+    ``theta`` (centred) with one entry per study slot (none for the marginal form).
+    Deterministics: ``beta`` (p), ``tau`` (the tau of each group), ``theta`` (non-centred).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -207,14 +211,30 @@ def build_model(structure: ModelStructure, data: ModelData | None = None) -> Any
         tau = pm.Deterministic("tau", pt.stack(taus))
         tau_i = tau[tau_index]
         linpred = pt.dot(X, gamma)
-        if structure.parametrisation == "noncentred":
-            z = pm.Normal("z", 0.0, 1.0, shape=cap)
-            theta = pm.Deterministic("theta", linpred + tau_i * z)
+        if structure.parametrisation == "marginal":
+            total = pt.sqrt(sigma**2 + tau_i**2)
+            loglik = pm.logp(pm.Normal.dist(linpred, total), y)
         else:
-            theta = pm.Normal("theta", linpred, tau_i, shape=cap)
-        loglik = pm.logp(pm.Normal.dist(theta, sigma), y)
+            if structure.parametrisation == "noncentred":
+                z = pm.Normal("z", 0.0, 1.0, shape=cap)
+                theta = pm.Deterministic("theta", linpred + tau_i * z)
+            else:
+                theta = pm.Normal("theta", linpred, tau_i, shape=cap)
+            loglik = pm.logp(pm.Normal.dist(theta, sigma), y)
         pm.Potential("loglik", pt.sum(mask * loglik))
     return model
+
+
+def conditional_theta(y: np.ndarray, vi: np.ndarray, linpred: np.ndarray, tau: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Exact draws of theta_i given (beta, tau) and y_i: normal with variance
+    v tau^2 / (v + tau^2) and mean (tau^2 y + v x'beta) / (v + tau^2) (both finite at tau = 0).
+    ``linpred`` and ``tau`` are (..., k) arrays of draws; returns the same shape."""
+    t2 = tau**2
+    denom = vi + t2
+    mean = (t2 * y + vi * linpred) / denom
+    sd = np.sqrt(vi * t2 / denom)
+    return mean + sd * rng.standard_normal(mean.shape)
 
 
 def structure_for(n_coef: int, tau_priors: list[Mapping], parametrisation: str, k: int,
