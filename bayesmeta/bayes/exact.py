@@ -60,6 +60,8 @@ QUADRATURE_RTOL = 1e-11
 LOG_TAU_CAP = 300.0
 # The grid's upper end is where the (moment-weighted) density is below e^-40 of its peak.
 TAIL_LOG_DROP = 40.0
+# Prior quantiles used as initial panel edges.
+PRIOR_BREAKPOINTS = np.array([1e-6, 1e-3, 0.02, 0.16, 0.5, 0.84, 0.98, 0.999, 1 - 1e-6])
 # Nodes whose normalised weight (and moment contributions) fall below this are dropped.
 NODE_PRUNE = 1e-20
 
@@ -356,13 +358,19 @@ class ExactPosterior:
             upper = qr > 0.5
 
             def residual(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                low_tail = before[p] + self._partial(lo, u) - qr
-                high_tail = (1.0 - qr) - (after[p] + self._partial(u, hi))
-                slope = np.exp(self._log_density_u(u) - self.log_normaliser)
-                return np.where(upper, high_tail, low_tail), slope
+                # one pass: the partial mass on the side of u that keeps tail precision, and
+                # the density at u (the slope)
+                a, b = np.where(upper, u, lo), np.where(upper, hi, u)
+                nodes, weights = panel_nodes(a, b)
+                logf = self._log_density_u(np.column_stack([nodes, u])) - self.log_normaliser
+                part = np.sum(weights * np.exp(logf[:, :-1]), axis=1)
+                r = np.where(upper, (1.0 - qr) - (after[p] + part), before[p] + part - qr)
+                return r, np.exp(logf[:, -1])
 
-            share = (qr - before[p]) / np.maximum(ends[p] - before[p], 1e-300)
-            u0 = lo + np.clip(share, 0.0, 1.0) * (hi - lo)
+            # start from the CDF at the grid nodes (cumulative weights), within the panel
+            w = self._weights
+            u0 = np.interp(qr, (np.cumsum(w) - 0.5 * w)[1:], np.log(self.tau[1:]))
+            u0 = np.clip(u0, lo, hi)
             u = bracketed_newton(residual, lo, hi, u0, np.full(qr.size, 1e-13))
             out[rest] = np.exp(u)
         out[q >= 1] = math.inf
@@ -735,7 +743,16 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
         f = log_density(u)
         return np.stack([f + r * u for r in range(order + 1)])
 
-    panels = adaptive_panels(log_tests, u_lo, u_hi, rtol=QUADRATURE_RTOL)
+    # The quantiles of a sharp prior (nearly a point mass on the log tau scale) become panel
+    # edges, so that the prior's mass is located however narrow it is.
+    breakpoints = None
+    if tau_prior.is_proper:
+        with np.errstate(divide="ignore"):
+            breakpoints = np.log(np.asarray(tau_prior.ppf(PRIOR_BREAKPOINTS), float))
+        if breakpoints[-2] - breakpoints[1] > 4.0:
+            breakpoints = None
+    panels = adaptive_panels(log_tests, u_lo, u_hi, breakpoints=breakpoints,
+                             rtol=QUADRATURE_RTOL)
     if not panels.converged:
         notes.append("the adaptive quadrature over tau did not reach its tolerance everywhere")
     u = panels.nodes.ravel()

@@ -71,70 +71,80 @@ def adaptive_panels(
     lo: float,
     hi: float,
     *,
+    breakpoints: np.ndarray | None = None,
     rtol: float = 1e-11,
     max_width: float = 2.0,
     negligible: float = 1e-16,
     n: int = GL_POINTS,
-    max_rounds: int = 40,
-    min_width: float = 1e-9,
+    max_rounds: int = 60,
+    max_panels: int = 4000,
+    min_width: float = 1e-12,
 ) -> Panels:
     """Adaptive composite Gauss-Legendre quadrature of m positive integrands on [lo, hi].
 
     ``log_integrand(u)`` maps nodes (N,) to log-integrands (m, N) (row 0 is the main one;
     further rows are test functions whose integrals must converge as well, e.g. moments).
-    A panel is accepted when the sum of its two halves agrees with the panel rule to
-    ``rtol`` times the current total of every integrand, and it is no wider than
-    ``max_width`` unless its share of every total is below ``negligible``; otherwise its
-    halves are examined in the next round.
+    The initial panels are at most ``max_width`` wide and have edges at ``breakpoints`` (points
+    that locate narrow features, e.g. quantiles of a sharp prior). A panel is accepted when the
+    sum of its two halves agrees with the panel rule to ``rtol`` times the current total of
+    every integrand, and it is no wider than ``max_width`` unless its share of every total is
+    below ``negligible``; otherwise its halves are examined in the next round. All sums are
+    formed relative to the running maximum (log scale), so integrands far below or above 1
+    are fine.
     """
     n_init = max(1, int(np.ceil((hi - lo) / max_width)))
     edges = np.linspace(lo, hi, n_init + 1)
+    if breakpoints is not None:
+        inside = np.asarray(breakpoints, float)
+        inside = inside[np.isfinite(inside) & (inside > lo) & (inside < hi)]
+        edges = np.unique(np.concatenate([edges, inside]))
     a, b = edges[:-1], edges[1:]
 
-    def evaluate(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(pa: np.ndarray, pb: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         nodes, weights = panel_nodes(pa, pb, n)
         logv = np.asarray(log_integrand(nodes.ravel()), float).reshape(-1, *nodes.shape)
-        return nodes, weights, logv
+        logv = np.where(np.isnan(logv), -np.inf, logv)
+        with np.errstate(divide="ignore"):
+            log_int = special.logsumexp(logv + np.log(weights)[None], axis=2)  # (m, P)
+        return nodes, weights, logv, log_int
 
-    nodes, weights, logv = evaluate(a, b)
-    # One shift per integrand keeps exp() in range; later nodes may exceed it slightly, which is
-    # harmless far below the overflow threshold.
-    shift = np.max(np.where(np.isfinite(logv), logv, -np.inf), axis=(1, 2))
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-
-    def integrals(weights: np.ndarray, logv: np.ndarray) -> np.ndarray:
-        return np.sum(weights[None] * np.exp(logv - shift[:, None, None]), axis=2)  # (m, P)
-
-    active_vals = integrals(weights, logv)
+    nodes, weights, logv, active_log = evaluate(a, b)
+    m = active_log.shape[0]
     done: list[tuple[np.ndarray, ...]] = []
-    done_vals = np.zeros(len(shift))
+    done_log = np.full(m, -np.inf)
     converged = True
+    n_panels = a.size
     for _round in range(max_rounds):
         if a.size == 0:
             break
         mid = 0.5 * (a + b)
         la, lb = np.concatenate([a, mid]), np.concatenate([mid, b])
-        h_nodes, h_weights, h_logv = evaluate(la, lb)
-        h_vals = integrals(h_weights, h_logv)
-        P = a.size
-        left, right = h_vals[:, :P], h_vals[:, P:]
-        total = done_vals + active_vals.sum(axis=1)
-        total = np.where(total > 0, total, 1.0)
-        error = np.abs(left + right - active_vals)
-        share = np.max(active_vals / total[:, None], axis=0)
-        ok = np.all(error <= rtol * total[:, None], axis=0)
-        ok &= ((b - a) <= max_width) | (share < negligible)
-        ok |= (b - a) < min_width
-        if np.any(((b - a) < min_width) & ~np.all(error <= rtol * total[:, None], axis=0)):
+        h_nodes, h_weights, h_logv, h_log = evaluate(la, lb)
+        count = a.size
+        total_log = np.logaddexp(done_log, special.logsumexp(active_log, axis=1))
+        ref = np.where(np.isfinite(total_log), total_log, 0.0)[:, None]
+        parent = np.exp(active_log - ref)
+        halves = np.exp(h_log[:, :count] - ref) + np.exp(h_log[:, count:] - ref)
+        error = np.abs(halves - parent)
+        precise = np.all(error <= rtol, axis=0)
+        ok = precise & (((b - a) <= max_width) | (np.max(parent, axis=0) < negligible))
+        tiny = (b - a) < min_width
+        if np.any(tiny & ~precise):
             converged = False
+        ok |= tiny
+        if n_panels + 2 * np.count_nonzero(~ok) > max_panels:
+            converged = False
+            ok[:] = True
         # An accepted panel keeps its own rule (the halves confirmed it to rtol, a
         # conservative error estimate): half the nodes of keeping the halves.
         if np.any(ok):
             done.append((a[ok], b[ok], nodes[ok], weights[ok], logv[:, ok]))
-            done_vals = done_vals + active_vals[:, ok].sum(axis=1)
+            done_log = np.logaddexp(done_log, special.logsumexp(active_log[:, ok], axis=1))
         split = np.concatenate([~ok, ~ok])
+        n_panels += np.count_nonzero(~ok)
         a, b = la[split], lb[split]
-        active_vals = h_vals[:, split]
+        active_log = h_log[:, split]
         nodes, weights, logv = h_nodes[split], h_weights[split], h_logv[:, split]
     if a.size:
         converged = False
@@ -203,11 +213,13 @@ def bracketed_newton(
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(slope > 0, r / slope, np.nan)
         new = x - step
-        bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
-        new = np.where(bad, 0.5 * (lo + hi), new)
-        moved = np.abs(new - x)
+        # a step below the tolerance is convergence (it may not even move x in floating point,
+        # which must not be mistaken for leaving the bracket)
+        small = np.isfinite(step) & (np.abs(step) <= xtol)
+        bad = ~np.isfinite(new) | (new < lo) | (new > hi)
+        new = np.where(bad & ~small, 0.5 * (lo + hi), np.clip(new, lo, hi))
         new = np.where(active, new, x)
-        active &= ~((moved <= xtol) | (r == 0) | (hi - lo <= xtol))
+        active &= ~(small | (r == 0) | (hi - lo <= xtol))
         x = new
         if not np.any(active):
             break
@@ -244,44 +256,49 @@ def _mixture_quantile_inner(q: np.ndarray, means: np.ndarray, sds: np.ndarray,
     qq = np.broadcast_to(q, (B, q.size))
     upper = qq > 0.5
 
+    target = np.where(upper, 1.0 - qq, qq)
+    log_target = np.log(target)
+
     def residual(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # increasing in x either way; the upper tail is used for q > 1/2 to keep precision
+        # Newton on log P(X <= x) (log P(X > x) for q > 1/2): nearly linear in the tails, where
+        # Newton on the CDF itself overshoots; increasing in x either way.
         tail, dens = _tail_and_density(x, means, sds, weights, upper)
-        return np.where(upper, (1.0 - qq) - tail, tail - qq), dens
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_tail = np.log(tail)
+            r = np.where(upper, log_target - log_tail, log_tail - log_target)
+            slope = dens / tail
+        return r, slope
 
     # Every component quantile m + s*z_q brackets the mixture quantile: F(min) <= q <= F(max).
     # Components of negligible weight are left out of the bracket, which is then verified.
     keep = weights > 1e-14 * weights.max()
     comp = means[:, None, keep] + sds[:, None, keep] * special.ndtri(qq)[:, :, None]
     lo, hi = comp.min(axis=2), comp.max(axis=2)
-    spread = np.maximum(hi - lo, sds[:, keep].min(axis=1)[:, None])
+    # One scan of the bracket's ends and of a geometric ladder around the mixture's centre (in
+    # units of its typical scale) gives Newton a close start and a tight bracket, even when
+    # negligible heavy-tailed components make the initial bracket enormous.
+    centre = (means @ weights)[:, None]
+    typical = np.exp(np.log(sds) @ weights)[:, None]  # geometric mean: robust to heavy tails
+    ladder = np.array([-16, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 16.0])
     for _ in range(60):
-        r_lo, _ = residual(lo)
-        r_hi, _ = residual(hi)
-        bad_lo, bad_hi = r_lo > 0, r_hi < 0
+        inner = np.clip(centre[..., None] + typical[..., None] * ladder, lo[..., None],
+                        hi[..., None])
+        grid = np.concatenate([lo[..., None], inner, hi[..., None]], axis=2)
+        n_grid = grid.shape[2]
+        wide = np.repeat(upper, n_grid, axis=1)
+        tail, _ = _tail_and_density(grid.reshape(B, -1), means, sds, weights, wide)
+        goal = np.repeat(target, n_grid, axis=1)
+        r_grid = np.where(wide, goal - tail, tail - goal).reshape(grid.shape)
+        bad_lo, bad_hi = r_grid[..., 0] > 0, r_grid[..., -1] < 0
         if not (np.any(bad_lo) or np.any(bad_hi)):
             break
+        spread = hi - lo + typical
         lo = np.where(bad_lo, lo - spread, lo)
         hi = np.where(bad_hi, hi + spread, hi)
-        spread = np.where(bad_lo | bad_hi, 2 * spread, spread)
-    # A scan around the mixture's centre, on a geometric ladder of its typical scale, gives
-    # Newton a close start and a tight bracket even when negligible heavy-tailed components
-    # make the initial bracket enormous.
-    centre = (means @ weights)[:, None]
-    typical = (sds @ weights)[:, None]
-    ladder = np.array([-64, -16, -4, -2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2, 4, 16, 64.0])
-    grid = np.clip(centre[..., None] + typical[..., None] * ladder, lo[..., None], hi[..., None])
-    n_grid = ladder.size
-    wide = np.repeat(upper, n_grid, axis=1)
-    tail, _ = _tail_and_density(grid.reshape(B, -1), means, sds, weights, wide)
-    r_grid = np.where(wide, np.repeat(1.0 - qq, n_grid, axis=1) - tail,
-                      tail - np.repeat(qq, n_grid, axis=1)).reshape(grid.shape)
     below = r_grid <= 0
     n_below = below.sum(axis=2)
-    lo = np.where(n_below > 0, np.take_along_axis(
-        grid, np.maximum(n_below - 1, 0)[..., None], axis=2)[..., 0], lo)
-    hi = np.where(n_below < n_grid, np.take_along_axis(
-        grid, np.minimum(n_below, n_grid - 1)[..., None], axis=2)[..., 0], hi)
+    lo = np.take_along_axis(grid, np.maximum(n_below - 1, 0)[..., None], axis=2)[..., 0]
+    hi = np.take_along_axis(grid, np.minimum(n_below, n_grid - 1)[..., None], axis=2)[..., 0]
     x0 = 0.5 * (lo + hi)
     # absolute tolerance from the mixture's own location and scale (not from the bracket)
     xtol = 1e-13 * (np.abs(means) @ weights + sds @ weights)[:, None] * np.ones_like(x0)
