@@ -327,3 +327,21 @@ def test_tiny_quantiles_of_tau_use_the_prior_mass_near_zero():
     below = float(post.cdf("tau", post.tau_min * (1 - 1e-12)))
     above = float(post.cdf("tau", post.tau_min * (1 + 1e-12)))
     assert above == pytest.approx(below, rel=1e-8)
+
+
+def test_extreme_scales():
+    """Data far from tau = 0 (p(y | 0) underflows relative to Z), a standard-error ratio of
+    1e6, and k = 1 under the log-t prior (posterior of tau = prior, tail polynomial in log tau)."""
+    far = exact_posterior(as_effect_data([-1000.0, 0.0, 1000.0, 500.0], [1.0] * 4),
+                          P.ImproperUniform(), None)
+    lo, hi = far.interval("tau", 0.95, "shortest")
+    assert 0 < lo < hi and float(far.cdf("tau", hi)) - float(far.cdf("tau", lo)) == \
+        pytest.approx(0.95, rel=1e-9)
+    assert far.quantile("tau", 0.0) == 0.0 and far.quantile("tau", 1.0) == math.inf
+    wide = exact_posterior(as_effect_data([0.1, 0.5, -0.2, 0.3], [1e-8, 1e4, 0.01, 1.0]),
+                           P.HalfNormal(0.5), None)
+    q = np.array([0.025, 0.5, 0.975])
+    np.testing.assert_allclose(wide.cdf("mu", wide.quantile("mu", q)), q, rtol=1e-9)
+    single = exact_posterior(as_effect_data([0.3], [0.04]), P.rhodes(), None)
+    np.testing.assert_allclose(single.quantile("tau", q), P.rhodes().ppf(q), rtol=1e-7)
+    assert single.mean("tau") is None and single.mean("study 1") is not None

@@ -345,11 +345,13 @@ class ExactPosterior:
         q = np.asarray(q, float).ravel()
         before, after, lump = self._panel_mass
         out = np.empty(q.size)
-        small = q <= lump
+        small = (q > 0) & (q <= lump)
         if np.any(small):
-            mass = q[small] * math.exp(self.log_normaliser - self.loglik_zero)
+            # below tau_min the CDF is p(y | 0) * (prior mass below t) / Z
+            with np.errstate(divide="ignore"):
+                mass = np.exp(np.log(q[small]) + self.log_normaliser - self.loglik_zero)
             out[small] = self.tau_prior._mass_below_inverse(mass)
-        rest = ~small & (q < 1)
+        rest = ~small & (q > 0) & (q < 1)
         if np.any(rest):
             qr = q[rest]
             ends = before + np.exp(self.panel_log_mass - self.log_normaliser)
@@ -734,10 +736,11 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
     if math.isfinite(upper):
         tau_min = min(tau_min, TAU_MIN_FACTOR * upper)
     u_lo = math.log(tau_min)
-    u_hi, capped = _upper_end(log_density, u_lo, y, v, upper, order)
-    if capped:
+    u_hi, drop = _upper_end(log_density, u_lo, y, v, upper, order)
+    if drop is not None and drop < 25.0:
         notes.append("the posterior of tau has a very heavy tail; the grid stops at "
-                     f"tau = exp({LOG_TAU_CAP:g}) and mass beyond it is neglected")
+                     f"tau = exp({LOG_TAU_CAP:g}), where the density is still e^-{drop:.1f} of "
+                     "its peak; mass beyond it is neglected")
 
     def log_tests(u: np.ndarray) -> np.ndarray:
         f = log_density(u)
@@ -797,25 +800,26 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
 
 
 def _upper_end(log_density: Any, u_lo: float, y: np.ndarray, v: np.ndarray, upper: float,
-               order: int) -> tuple[float, bool]:
+               order: int) -> tuple[float, float | None]:
     """The upper end of the grid on log tau: the support's end for a bounded prior, otherwise
     where the density weighted by tau^order has dropped e^-40 below its peak and is
-    decreasing (extended step by step for heavy tails)."""
+    decreasing (extended step by step for heavy tails). Also returns, when the grid had to stop
+    at LOG_TAU_CAP first, how far (in log units) the density had dropped there."""
     if math.isfinite(upper):
-        return math.log(upper), False
+        return math.log(upper), None
     spread = max(math.sqrt(float(v.max())), float(np.ptp(y)))
     u_hi = math.log(100 * spread)
     grid = np.linspace(u_lo, u_hi, max(64, int(8 * (u_hi - u_lo))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         h = log_density(grid) + order * grid
-    capped = False
+    capped = None
     while True:
         peak = np.max(h)
         if h[-1] < peak - TAIL_LOG_DROP and h[-1] < h[-2]:
             break
         if grid[-1] >= LOG_TAU_CAP:
-            capped = True
+            capped = float(peak - h[-1])
             break
         new_hi = min(LOG_TAU_CAP, grid[-1] + max(5.0, 0.5 * (grid[-1] - u_lo)))
         ext = np.linspace(grid[-1], new_hi, max(16, int(4 * (new_hi - grid[-1]))))[1:]
