@@ -9,7 +9,7 @@ Given tau everything is normal, so mu can be integrated out in closed form. The 
 posterior of tau is then one-dimensional: p(tau | y) ∝ p(tau) p(y | tau). It is integrated on
 u = log tau (where heavy-tailed priors and likelihood tails decay exponentially) by adaptive
 composite Gauss-Legendre quadrature; the prior mass below a tiny tau_min, where p(y | tau) is
-flat to ~1e-14, is integrated exactly through the prior's CDF. The nodes and weights are
+flat to ~1e-10, is integrated exactly through the prior's CDF. The nodes and weights are
 computed once per fit. The posteriors of mu, of a new study's effect theta_new and of each
 study's shrunken theta_i are mixtures of the conditional normals over that grid, so densities,
 CDFs, quantiles, moments and intervals follow without sampling.
