@@ -19,25 +19,21 @@ errors on bad input.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import REFERENCE, reference_document
 from scipy import stats
 
 from bayesmeta import egger_test, influence, leave_one_out, rank_test, rma, trimfill
 from bayesmeta.errors import InputError
 
-REFERENCE = Path(__file__).parent / "reference"
-
 
 def _load(name: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-    doc = json.loads((REFERENCE / f"{name}.json").read_text())
-    analysis = doc["analyses"][key]
+    analysis = reference_document(name)["analyses"][key]
     return np.asarray(analysis["yi"], dtype=float), np.asarray(analysis["vi"], dtype=float)
 
 

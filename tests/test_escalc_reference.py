@@ -16,16 +16,15 @@ import json
 import math
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import REFERENCE, reference_documents
 
 from bayesmeta import escalc
 from bayesmeta.errors import BayesmetaWarning, InputError
 
-REFERENCE = Path(__file__).parent / "reference"
 RTOL_ESCALC = 1e-10  # tests/reference/README.md: escalc to 1e-10 relative
 
 # Analyses whose effect sizes were not computed by escalc in R (given yi/vi columns).
@@ -90,11 +89,10 @@ def parse_escalc_call(call: str) -> tuple[str, dict[str, str], tuple[str, str] |
 
 def _reference_cases() -> list[tuple[str, str]]:
     cases = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        doc = json.loads(path.read_text())
-        for key, analysis in doc.get("analyses", {}).items():
+    for dataset, doc in reference_documents():
+        for key, analysis in doc["analyses"].items():
             if analysis.get("escalc_call", "").startswith("escalc("):
-                cases.append((path.stem, key))
+                cases.append((dataset, key))
     return cases
 
 
@@ -103,10 +101,8 @@ CASES = _reference_cases()
 
 def test_every_reference_analysis_is_either_tested_or_known_to_be_precomputed():
     # Guards against a new reference analysis silently escaping the parametrised test below.
-    everything = set()
-    for path in sorted(REFERENCE.glob("*.json")):
-        for key in json.loads(path.read_text()).get("analyses", {}):
-            everything.add((path.stem, key))
+    everything = {(dataset, key) for dataset, doc in reference_documents()
+                  for key in doc["analyses"]}
     assert everything == set(CASES) | NOT_ESCALC
     measures = {parse_escalc_call(json.loads((REFERENCE / f"{d}.json").read_text())
                                   ["analyses"][k]["escalc_call"])[0] for d, k in CASES}

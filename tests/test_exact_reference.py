@@ -20,13 +20,12 @@ How a value is judged:
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refdata import reference_document, reference_documents
 from scipy import integrate, special
 
 import bayesmeta
@@ -34,7 +33,6 @@ from bayesmeta.bayes.exact import exact_posterior
 from bayesmeta.inputs import as_effect_data
 
 P = bayesmeta.priors
-REF = Path(__file__).parent / "reference"
 
 #: our value vs the independent crosscheck quadrature (observed max ~7e-11)
 CROSSCHECK_TOL = 1e-7
@@ -58,29 +56,13 @@ RAW_ANALYSES = {"raw", "MD"}
 QUANTILE_KEYS = (("central95.lb", 0.025), ("median", 0.5), ("central95.ub", 0.975))
 
 
-@functools.cache
-def _load(name: str) -> dict:
-    with open(REF / name) as fh:
-        return json.load(fh)
+CROSSCHECK = {**reference_document("crosscheck_quadrature")["per_fit"],
+              **reference_document("crosscheck_quadrature_new")["per_fit"]}
 
-
-CROSSCHECK = {**_load("crosscheck_quadrature.json")["per_fit"],
-              **_load("crosscheck_quadrature_new.json")["per_fit"]}
-
-
-def _fits() -> list[tuple[str, str, str]]:
-    out = []
-    for path in sorted(REF.glob("*.json")):
-        if path.name.startswith(("crosscheck", "timings")):
-            continue
-        data = _load(path.name)
-        for akey, analysis in data["analyses"].items():
-            if analysis.get("bayesmeta"):
-                out.extend((path.name, akey, gkey) for gkey in analysis["bayesmeta"]["grid"])
-    return out
-
-
-FITS = _fits()
+#: (dataset, analysis, grid entry) of every bayesmeta fit
+FITS = [(dataset, akey, gkey) for dataset, data in reference_documents()
+        for akey, analysis in data["analyses"].items() if analysis.get("bayesmeta")
+        for gkey in analysis["bayesmeta"]["grid"]]
 
 # tau prior of a grid entry, from its recorded description -> our prior object
 PRESETS = {
@@ -250,8 +232,8 @@ class Fit:
 
 
 @functools.cache
-def get_fit(fname: str, akey: str, gkey: str) -> Fit:
-    data = _load(fname)
+def get_fit(dataset: str, akey: str, gkey: str) -> Fit:
+    data = reference_document(dataset)
     analysis = data["analyses"][akey]
     entry = analysis["bayesmeta"]["grid"][gkey]
     y, v = np.asarray(analysis["yi"], float), np.asarray(analysis["vi"], float)
@@ -265,7 +247,7 @@ def get_fit(fname: str, akey: str, gkey: str) -> Fit:
 
 
 def _id(fit: tuple[str, str, str]) -> str:
-    return f"{fit[0].removesuffix('.json')}-{fit[1]}-{fit[2]}"
+    return f"{fit[0]}-{fit[1]}-{fit[2]}"
 
 
 def settle_quantiles(fit: Fit, disputes: list[tuple[str, str | int, float, float, float]]

@@ -8,22 +8,19 @@ outlier screen's rule, and bad input.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import REFERENCE, assert_close, reference_documents
 from scipy import stats
 
 from bayesmeta import influence, leave_one_out, outliers, rma
 from bayesmeta.errors import InputError
 from bayesmeta.inputs import study_labels
 
-REFERENCE = Path(__file__).parent / "reference"
-RTOL, ATOL = 1e-6, 1e-8
 INFLUENCE = {"rstudent": "rstudent", "cooks_d": "cook.d", "hat": "hat", "dffits": "dffits",
              "cov_r": "cov.r", "tau2_del": "tau2.del", "qe_del": "QE.del", "weight": "weight",
              "dfbetas_intercept": "dfbs_intrcpt"}
@@ -32,18 +29,8 @@ LEAVE_ONE_OUT = {"estimate": "estimate", "se": "se", "zval": "zval", "pval": "pv
                  "i2": "I2", "h2": "H2"}
 
 
-def _analyses() -> list:
-    out = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        if path.name.startswith(("timings", "crosscheck")):
-            continue
-        doc = json.loads(path.read_text())
-        for key, analysis in doc["analyses"].items():
-            out.append(pytest.param(analysis, id=f"{path.stem}-{key}"))
-    return out
-
-
-ANALYSES = _analyses()
+ANALYSES = [pytest.param(analysis, id=f"{name}-{key}") for name, doc in reference_documents()
+            for key, analysis in doc["analyses"].items()]
 
 
 def _fit(analysis: dict, **kwargs):
@@ -56,15 +43,6 @@ def _fit(analysis: dict, **kwargs):
 def _labels(ref: dict) -> list[str]:
     # duplicated labels (dat.raudenbush1985) are made unique by the input layer ("... #2")
     return list(study_labels(None, len(ref["label"]), ref["label"]))
-
-
-def assert_close(tag: str, value, ref, rtol: float = RTOL, atol: float = ATOL) -> None:
-    value = np.asarray(value, dtype=float)
-    ref = np.asarray(ref, dtype=float)
-    assert value.shape == ref.shape, f"{tag}: shape {value.shape}, metafor {ref.shape}"
-    bound = np.maximum(rtol * np.abs(ref), atol)
-    bad = np.abs(value - ref) > bound
-    assert not bad.any(), f"{tag}: ours {value[bad]}, metafor {ref[bad]}"
 
 
 @pytest.mark.parametrize("analysis", ANALYSES)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refdata import reference_documents
 from scipy import integrate, stats
 
 import bayesmeta
 from bayesmeta.errors import InputError
 
 P = bayesmeta.priors
-REF = Path(__file__).parent / "reference"
 
 # (name, prior, tau 2.5%, tau median, tau 97.5%, P(tau > 0.5), P(tau > 1)) as printed in
 # priors.md section 3.3 (strings keep the printed number of decimals).
@@ -278,10 +277,7 @@ def test_presets_carry_citation_and_jacobian(prior):
 
 def _bayesmeta_prior_records():
     out = []
-    for path in sorted(REF.glob("*.json")):
-        if path.name.startswith(("crosscheck", "timings")):
-            continue
-        data = json.loads(path.read_text())
+    for _, data in reference_documents():
         for analysis in data["analyses"].values():
             for key, entry in (analysis.get("bayesmeta") or {"grid": {}})["grid"].items():
                 info = entry.get("tau_prior_info")

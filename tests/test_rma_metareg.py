@@ -7,58 +7,22 @@ position: metafor's ``allocrandom`` is our ``alloc[T.random]``), tau2, I2, H2, R
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import assert_close, reference_document, reference_documents, study_table
 
 from bayesmeta import rma
 from bayesmeta.errors import InputError
 
-REFERENCE = Path(__file__).parent / "reference"
-RTOL, ATOL = 1e-6, 1e-8
 FITS = {"REML": ("REML", "z"), "REML_knha": ("REML", "knha"), "DL": ("DL", "z")}
-
-
-def _table(doc: dict, analysis: dict) -> pd.DataFrame:
-    """The study table of one analysis, rows aligned with its yi/vi."""
-    csv = pd.read_csv(REFERENCE / doc["data_csv"])
-    if len(csv) == analysis["k"]:
-        table = csv.copy()
-    else:  # a subset (dat.curtis1998 xtrt == NONE); labels are unique there
-        table = csv.set_index("label").loc[analysis["label"]].reset_index()
-    assert table["label"].tolist() == analysis["label"]
-    table["yi_ref"] = analysis["yi"]
-    table["vi_ref"] = analysis["vi"]
-    return table
-
-
-def _cases():
-    out = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        if path.name.startswith(("timings", "crosscheck")):
-            continue
-        doc = json.loads(path.read_text())
-        for key, analysis in doc["analyses"].items():
-            for entry in analysis.get("metafor_tight", {}).get("meta_regression", []):
-                for fit_key in FITS:
-                    out.append(pytest.param(doc, analysis, entry, fit_key,
-                                            id=f"{path.stem}-{key}-{entry['mods']}-{fit_key}"))
-    return out
-
-
-CASES = _cases()
-
-
-def assert_close(tag, value, ref):
-    if ref is None:
-        assert value is None, f"{tag}: expected None, got {value!r}"
-        return
-    assert value is not None, f"{tag}: got None, metafor {ref!r}"
-    assert abs(value - ref) <= max(RTOL * abs(ref), ATOL), f"{tag}: ours {value!r}, metafor {ref!r}"
+CASES = [pytest.param(doc, analysis, entry, fit_key,
+                      id=f"{name}-{key}-{entry['mods']}-{fit_key}")
+         for name, doc in reference_documents() for key, analysis in doc["analyses"].items()
+         for entry in analysis.get("metafor_tight", {}).get("meta_regression", [])
+         for fit_key in FITS]
 
 
 def test_all_meta_regressions_are_collected():
@@ -69,8 +33,8 @@ def test_all_meta_regressions_are_collected():
 def test_meta_regression_matches_metafor_tight(doc, analysis, entry, fit_key):
     method, test = FITS[fit_key]
     ref = entry[fit_key]
-    fit = rma("yi_ref", "vi_ref", data=_table(doc, analysis), mods=entry["mods"], method=method,
-              test=test)
+    fit = rma("yi_ref", "vi_ref", data=study_table(doc, analysis), mods=entry["mods"],
+              method=method, test=test)
     coefs = ref["coefficients"]
     assert fit.p == ref["p"] == len(coefs["name"])
     assert fit.k == ref["k"]
@@ -98,8 +62,8 @@ def test_meta_regression_matches_metafor_tight(doc, analysis, entry, fit_key):
 
 
 def _bcg() -> pd.DataFrame:
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
-    return _table(doc, doc["analyses"]["RR"])
+    doc = reference_document("dat.bcg")
+    return study_table(doc, doc["analyses"]["RR"])
 
 
 def test_categorical_terms_are_named_as_formulaic_names_them():
@@ -147,8 +111,8 @@ def test_predict_matches_hand_computation_and_fitted_values():
 
 
 def test_r2_is_zero_when_moderators_explain_nothing_and_none_without_intercept():
-    doc = json.loads((REFERENCE / "RobergeEtAl2017.json").read_text())
-    data = _table(doc, doc["analyses"]["OR_PE"])
+    doc = reference_document("RobergeEtAl2017")
+    data = study_table(doc, doc["analyses"]["OR_PE"])
     fit = rma("yi_ref", "vi_ref", data=data, mods="~ dose")
     assert fit.r2 == 0.0  # metafor: 0 (tau2 larger than in the intercept-only model)
     no_intercept = rma("yi_ref", "vi_ref", data=data, mods="~ -1 + onset + onset:dose")

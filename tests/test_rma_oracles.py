@@ -11,34 +11,19 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import REFERENCE, reference_document, reference_documents
 
 from bayesmeta import rma
 from bayesmeta.frequentist.core import fit_at
 
-REFERENCE = Path(__file__).parent / "reference"
-
-
-def _analyses():
-    out = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        if path.name.startswith(("timings", "crosscheck")):
-            continue
-        doc = json.loads(path.read_text())
-        for key, analysis in doc["analyses"].items():
-            y = np.asarray(analysis["yi"], dtype=float)
-            v = np.asarray(analysis["vi"], dtype=float)
-            out.append(pytest.param(y, v, id=f"{path.stem}-{key}"))
-    return out
-
-
-ANALYSES = _analyses()
+ANALYSES = [pytest.param(np.asarray(analysis["yi"], dtype=float),
+                         np.asarray(analysis["vi"], dtype=float), id=f"{name}-{key}")
+            for name, doc in reference_documents() for key, analysis in doc["analyses"].items()]
 
 
 def wls(y, v, X):
@@ -149,7 +134,7 @@ def test_pooled_fast_path_equals_general_path(y, v, test):
 
 
 def test_meta_regression_is_weighted_least_squares_at_tau2():
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
+    doc = reference_document("dat.bcg")
     data = pd.read_csv(REFERENCE / doc["data_csv"])
     fit = rma("yi", "vi", data=data, mods="~ ablat + year")
     beta, cov = wls(fit.yi, fit.vi + fit.tau2, fit.X)
@@ -163,7 +148,7 @@ def test_meta_regression_is_weighted_least_squares_at_tau2():
 
 
 def test_knha_scale_and_prediction_interval_by_hand():
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
+    doc = reference_document("dat.bcg")
     analysis = doc["analyses"]["RR"]
     y, v = np.asarray(analysis["yi"]), np.asarray(analysis["vi"])
     z = rma(y, v)

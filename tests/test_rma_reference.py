@@ -11,46 +11,18 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refdata import assert_close, reference_documents
 
 from bayesmeta import rma
 from bayesmeta.inputs import study_labels
 
-REFERENCE = Path(__file__).parent / "reference"
 METHODS = ("REML", "DL", "PM", "ML", "HS", "SJ", "EB", "HE", "EE")
-RTOL, ATOL = 1e-6, 1e-8
-
-
-def _analyses() -> list[tuple[str, str, dict]]:
-    out = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        if path.name.startswith(("timings", "crosscheck")):
-            continue
-        doc = json.loads(path.read_text())
-        for key, analysis in doc["analyses"].items():
-            if "metafor_tight" in analysis:
-                out.append((path.stem, key, analysis))
-    return out
-
-
-ANALYSES = _analyses()
+ANALYSES = [(name, key, analysis) for name, doc in reference_documents()
+            for key, analysis in doc["analyses"].items() if "metafor_tight" in analysis]
 IDS = [f"{name}-{key}" for name, key, _ in ANALYSES]
-
-
-def close(value: float | None, ref: float | None, rtol: float = RTOL, atol: float = ATOL) -> bool:
-    if ref is None:
-        return value is None
-    if value is None:
-        return False
-    return abs(value - ref) <= max(rtol * abs(ref), atol)
-
-
-def assert_close(tag: str, value: float | None, ref: float | None, rtol: float = RTOL,
-                 atol: float = ATOL) -> None:
-    assert close(value, ref, rtol, atol), f"{tag}: ours {value!r}, metafor {ref!r}"
 
 
 def _fit(analysis: dict, method: str, test: str):
@@ -168,7 +140,8 @@ def test_agreement_with_metafor_default_control_is_about_1e_3():
         for col, rcol in (("ci_low", "ci.lb"), ("ci_high", "ci.ub")):
             if rcol == "ci.ub" and default["ub.sign"] == ">":
                 continue  # metafor's default range ended below the bound
-            assert close(float(ci.loc["tau2", col]), default["tau2"][rcol], 1e-3, 2.5e-4)
+            assert_close(f"default {col}", float(ci.loc["tau2", col]), default["tau2"][rcol],
+                         rtol=1e-3, atol=2.5e-4)
     assert largest["closed"] < 1e-10
     assert 1e-5 < largest["iterative"] < 1e-3
 

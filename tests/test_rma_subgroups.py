@@ -7,64 +7,27 @@ from the separate fits (``rma(estimates, sei = ses, method = "EE")$QE``).
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
-import pandas as pd
 import pytest
+from refdata import assert_close, reference_document, reference_documents, study_table
 
 from bayesmeta import rma
 from bayesmeta.errors import InputError
 from bayesmeta.frequentist import SubgroupResult
 
-REFERENCE = Path(__file__).parent / "reference"
-RTOL, ATOL = 1e-6, 1e-8
 FITS = {"REML": ("REML", "z"), "REML_knha": ("REML", "knha"), "DL": ("DL", "z")}
-
-
-def _table(doc: dict, analysis: dict) -> pd.DataFrame:
-    csv = pd.read_csv(REFERENCE / doc["data_csv"])
-    if len(csv) == analysis["k"]:
-        table = csv.copy()
-    else:
-        table = csv.set_index("label").loc[analysis["label"]].reset_index()
-    assert table["label"].tolist() == analysis["label"]
-    table["yi_ref"] = analysis["yi"]
-    table["vi_ref"] = analysis["vi"]
-    return table
-
-
-def _cases():
-    out = []
-    for path in sorted(REFERENCE.glob("*.json")):
-        if path.name.startswith(("timings", "crosscheck")):
-            continue
-        doc = json.loads(path.read_text())
-        for key, analysis in doc["analyses"].items():
-            for entry in analysis.get("metafor_tight", {}).get("subgroups", []):
-                for fit_key in FITS:
-                    out.append(pytest.param(
-                        doc, analysis, entry, fit_key,
-                        id=f"{path.stem}-{key}-{entry['variable']}-{fit_key}"))
-    return out
-
-
-CASES = _cases()
-
-
-def assert_close(tag, value, ref):
-    if ref is None:
-        assert value is None, f"{tag}: expected None, got {value!r}"
-        return
-    assert value is not None, f"{tag}: got None, metafor {ref!r}"
-    assert abs(value - ref) <= max(RTOL * abs(ref), ATOL), f"{tag}: ours {value!r}, metafor {ref!r}"
+CASES = [pytest.param(doc, analysis, entry, fit_key,
+                      id=f"{name}-{key}-{entry['variable']}-{fit_key}")
+         for name, doc in reference_documents() for key, analysis in doc["analyses"].items()
+         for entry in analysis.get("metafor_tight", {}).get("subgroups", [])
+         for fit_key in FITS]
 
 
 def _run(doc, analysis, variable, method, test) -> SubgroupResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = rma("yi_ref", "vi_ref", data=_table(doc, analysis), subgroup=variable,
+        result = rma("yi_ref", "vi_ref", data=study_table(doc, analysis), subgroup=variable,
                      method=method, test=test)
     assert isinstance(result, SubgroupResult)
     return result
@@ -116,7 +79,7 @@ def test_subgroups_match_metafor_tight(doc, analysis, entry, fit_key):
 
 
 def test_subgroup_to_dict_and_summary():
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
+    doc = reference_document("dat.bcg")
     result = _run(doc, doc["analyses"]["RR"], "alloc", "REML", "z")
     out = result.to_dict()
     assert out["levels"] == ["alternate", "random", "systematic"]
@@ -130,8 +93,8 @@ def test_subgroup_to_dict_and_summary():
 
 
 def test_subgroup_reference_level_and_missing_subgroup():
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
-    data = _table(doc, doc["analyses"]["RR"])
+    doc = reference_document("dat.bcg")
+    data = study_table(doc, doc["analyses"]["RR"])
     chosen = rma("yi_ref", "vi_ref", data=data, subgroup="alloc", reference="random")
     assert chosen.levels[0] == "random"
     default = rma("yi_ref", "vi_ref", data=data, subgroup="alloc")
@@ -150,8 +113,8 @@ def test_subgroup_reference_level_and_missing_subgroup():
 def test_subgroup_with_one_study_in_a_level():
     # curtis1998 fungrp: N2FIX has 2 studies; a level with a single study still fits (tau2 = 0
     # with a note), and Knapp-Hartung on it is a clear error naming the level
-    doc = json.loads((REFERENCE / "dat.bcg.json").read_text())
-    data = _table(doc, doc["analyses"]["RR"])
+    doc = reference_document("dat.bcg")
+    data = study_table(doc, doc["analyses"]["RR"])
     data["one"] = ["solo"] + ["rest"] * 12
     result = rma("yi_ref", "vi_ref", data=data, subgroup="one")
     solo = result.fits["solo"]
