@@ -73,6 +73,16 @@ class Defaults:
         ``cor.test(..., exact=TRUE)``) when there are no ties and k is at most this; above it,
         the normal approximation (the exact distribution costs seconds at k = 1000, and the two
         agree to ~1e-3 there).
+    quick_draws, quick_tune
+        NUTS draws and tuning steps per chain of a ``--quick`` run (smoke tests: the exact
+        engine is used wherever it exists, and NUTS fits left over are shortened to these; the
+        report says so).
+    report_dpi
+        Resolution of the PNG figures embedded in reports (a compromise between legibility and
+        the time matplotlib takes to rasterise ~60 figures).
+    output_workers
+        Worker processes that rasterise a report's figures and write its netCDF files (forked
+        after the fits; 1 = in the main process).
     escalc_add, escalc_to, escalc_vtype
         ``escalc`` defaults, as in metafor 3.8-1: add 1/2 to every cell of a 2x2 table (or both
         cells of a proportion) that has a zero cell (``to="only0"``); large-sample variances
@@ -107,6 +117,10 @@ class Defaults:
     outlier_alpha: float = 0.05
     trimfill_maxiter: int = 100
     rank_test_exact_max_k: int = 300
+    quick_draws: int = 300
+    quick_tune: int = 300
+    report_dpi: int = 80
+    output_workers: int = 2
     escalc_add: float = 0.5
     escalc_to: str = "only0"
     escalc_vtype: str = "LS"
