@@ -1,0 +1,297 @@
+"""End to end: the review's plan (models/lbp_review.toml) run in quick mode into a report.
+
+The quick run is made once per test session (``quick_report``) and shared with
+tests/test_report_browser.py. Quick mode uses the exact engine wherever it exists, so the
+only NUTS fits are the models the exact engine cannot fit (they share one compiled sampler).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmeta
+from bayesmeta.cli import main
+from bayesmeta.errors import InputError
+from bayesmeta.pipeline import run_spec
+from bayesmeta.pipeline.plan import seed_for
+from bayesmeta.pipeline.runner import check_out_dir
+from bayesmeta.spec import parse_spec
+
+ROOT = Path(__file__).parents[1]
+MODELS = ROOT / "models"
+SPEC = MODELS / "lbp_review.toml"
+PUBLISHED = ROOT / "data" / "published" / "fleckenstein2022_pooled.csv"
+
+_RUNS: dict[str, object] = {}
+
+
+def quick_report(tmp_path_factory: pytest.TempPathFactory):
+    """The quick run of the review's plan, written once per session (shared by modules)."""
+    if "quick" not in _RUNS:
+        out = tmp_path_factory.getbasetemp() / "lbp_quick"
+        _RUNS["quick"] = run_spec(SPEC, out_dir=out, quick=True, progress=False)
+    return _RUNS["quick"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return quick_report(tmp_path_factory)
+
+
+class _TableRows(HTMLParser):
+    """Text of each <tbody> row of the <table id=...> wanted."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.in_body = table_id, False, False
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table" and dict(attrs).get("id") == self.table_id:
+            self.inside = True
+        elif self.inside and tag == "tbody":
+            self.in_body = True
+        elif self.in_body and tag == "tr":
+            self.rows.append([])
+        elif self.in_body and tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tbody" and self.in_body:
+            self.in_body = self.inside = False
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(html: str, table_id: str) -> list[list[str]]:
+    parser = _TableRows(table_id)
+    parser.feed(html)
+    return parser.rows
+
+
+def test_report_files_exist(run):
+    out = run.out_dir
+    for name in ("index.html", "report.md", "run.json"):
+        assert (out / name).stat().st_size > 1000, name
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
+    assert len(list((out / "figures").glob("*.png"))) >= 40
+    # self-contained: no resource is fetched from anywhere
+    for attr in ('src="http', "src='http", 'href="http', "url(http", "@import"):
+        assert attr not in html
+
+
+def test_published_vs_reproduced_rows(run):
+    published = pd.read_csv(PUBLISHED)
+    table = run.published
+    assert list(table["analysis_id"]) == list(published["analysis_id"])
+    assert table["match"].all(), table[~table["match"]]
+    for col in ("smd", "ci_low", "ci_high"):
+        assert np.allclose(table[f"{col}_reproduced"], published[col], atol=1e-9)
+    assert (table["k_reproduced"] == published["k"]).all()
+    # the reproduced numbers are the REML fits of the main cells, rounded as the paper
+    fit = run.analysis("pain_active_short").reml
+    row = table.set_index("analysis_id").loc["pain_active_short"]
+    assert row["smd_unrounded"] == pytest.approx(float(fit.beta[0]), abs=1e-12)
+    assert row["i2_percent_unrounded"] == pytest.approx(fit.i2, abs=1e-9)
+
+    rows = table_rows((run.out_dir / "index.html").read_text(), "published_vs_reproduced")
+    assert len(rows) == 8
+    by_id = {r[0]: r for r in rows}
+    assert set(by_id) == set(published["analysis_id"])
+    cells = by_id["pain_active_short"]
+    assert cells[1:11] == ["32", "32", "-0.28", "-0.28", "-0.42", "-0.42", "-0.14", "-0.14",
+                           "73", "73"]
+    assert cells[11] == "yes"
+    md = (run.out_dir / "report.md").read_text()
+    assert md.count("| disability_passive_short |") >= 2  # published table and reanalysis
+
+
+def test_run_json(run):
+    info = json.loads((run.out_dir / "run.json").read_text())
+    for key in ("versions", "seed", "spec", "data", "timings", "compile_stats", "engine",
+                "gate", "checks", "analyses", "outputs", "quick", "passed"):
+        assert key in info, key
+    assert info["seed"] == 20261125
+    assert info["spec"]["sha256"] == hashlib.sha256(SPEC.read_bytes()).hexdigest()
+    assert info["data"]["synthetic"] is True
+    assert info["quick"] is True
+    for name in ("bayesmeta", "numpy", "pymc", "nutpie", "arviz", "python"):
+        assert info["versions"][name]
+    t = info["timings"]
+    assert t["wall_seconds"] >= t["analysis_seconds"] > 0
+    assert set(t["report"]) == {"tables", "idata", "figures", "render"}
+    assert t["steps"]["reml"] > 0 and "bayes_exact" in t["steps"]
+    # one compiled sampler for every NUTS fit: sized by the plan's largest k (64 = pain, short
+    # term, both comparators) and p (9 meta-regression terms), rounded up to powers of two
+    assert info["engine"]["max_k"] == 64 and info["engine"]["capacity"] == 64
+    assert info["engine"]["max_p"] == 9 and info["engine"]["coef_slots"] == 16
+    n_nuts = sum(a["engine"] == "nuts" for a in info["analyses"])
+    cs = info["compile_stats"]
+    assert cs["compilations"] <= 1
+    assert cs["compilations"] + cs["cache_hits"] == n_nuts  # quick mode: no retries
+    assert len(info["gate"]) == n_nuts
+    assert len(info["analyses"]) == 32  # 8 main + 18 subsets + 4 subgroup + 2 meta-regressions
+    assert info["passed"] is True  # quick mode enforces the published cells only
+
+
+def test_every_csv_readable(run):
+    folder = run.out_dir / "tables"
+    names = {p.stem for p in folder.glob("*.csv")}
+    for required in ("published_vs_reproduced", "reanalysis", "pooled_summary",
+                     "reml_vs_bayes", "clinical_relevance", "prior_sensitivity", "bias_tests",
+                     "outliers", "subgroups", "metaregression_coefficients",
+                     "metaregression_fit", "diagnostics", "warnings", "effect_sizes",
+                     "imputed_change_sd", "analyses"):
+        assert required in names, required
+    for path in folder.glob("*.csv"):
+        if path.stat().st_size > 1:
+            pd.read_csv(path)
+    summary = pd.read_csv(folder / "pooled_summary.csv").set_index("analysis")
+    r = run.analysis("pain_active_short")
+    assert summary.loc["pain_active_short", "p_mu_benefit"] == pytest.approx(
+        r.bayes.prob("mu", "<", 0.0), abs=1e-12)
+    assert summary.loc["pain_active_short", "p_mu_mcid"] == pytest.approx(
+        r.bayes.prob("mu", "<", -1.5 / 2.0), abs=1e-12)
+    imputed = pd.read_csv(folder / "imputed_change_sd.csv")
+    assert len(imputed) == len(run.effects.attrs["escalc"]["imputed_change_sd"]) > 0
+    assert (imputed["prepost_r"] == 0.5).all()
+
+
+def test_idata_files_load(run):
+    folder = run.out_dir / "idata"
+    primary = bayesmeta.load(folder / "pain_active_short__primary.nc")
+    assert primary.engine == "exact"
+    assert primary.median("mu") == pytest.approx(run.analysis("pain_active_short").bayes
+                                                 .median("mu"), abs=1e-9)
+    assert (folder / "pain_active_short__tau-half_cauchy_0.5.nc").exists()
+    assert len(list(folder.glob("*.nc"))) == sum(len(a.bayes_fits()) for a in run.analyses)
+
+
+def test_synthetic_banner_and_quick_mode(run):
+    html = (run.out_dir / "index.html").read_text()
+    assert 'id="synthetic-banner"' in html
+    assert "SYNTHETIC DATA: these are not the trials&#39; data" in html
+    assert "Quick mode" in html
+    md = (run.out_dir / "report.md").read_text()
+    assert md.startswith("# Individualized exercise") and "> **SYNTHETIC DATA" in md
+    assert "Ostelo et al. 2008" in html  # the MCID caveat
+
+
+def test_main_cell_contents(run):
+    r = run.analysis("pain_active_short")
+    assert r.ok and r.k == 32
+    assert r.egger is not None and r.rank is not None and r.outliers is not None
+    assert set(r.sensitivity) == {"tau: half_normal_0.5", "tau: half_normal_1.0",
+                                  "tau: half_cauchy_0.5", "mu: flat"}
+    assert r.sensitivity["mu: flat"].priors["mu"] is None
+    cr = r.relevance
+    assert cr.sd_ref == 2.0 and cr.mcid_smd == pytest.approx(0.75)
+    assert list(cr.sd_ref_sensitivity["sd_ref"]) == [1.5, 2.0, 2.5]
+    assert len(cr.prior_sensitivity) == 5
+    assert cr.frequentist.category == "probably meaningful"  # CI excludes 0, |-0.56| < 1.5
+    # quick mode: exact engine. Its posterior checks run on independent draws from the exact
+    # posterior when the engine can draw them (no LOO: no pointwise log-likelihood draws);
+    # otherwise their absence is a recorded note, never silent.
+    if callable(getattr(r.bayes.posterior, "sample", None)):
+        assert r.ppc is not None and r.ppc.elpd_loo is None
+        assert r.ppc.q_rep.size == run.settings.draws * run.settings.chains
+    else:
+        assert r.ppc is None
+        assert any("posterior predictive checks not computed" in n for n in r.notes)
+
+
+def test_reanalysis_of_published_cells(run):
+    published = pd.read_csv(PUBLISHED).set_index("analysis_id")
+    by_id = {re.analysis_id: re for re in run.reanalyses}
+    assert set(by_id) == set(published.index)
+    # the printed CI is rounded to 2 decimals and may be asymmetric by up to one unit of the
+    # last decimal, so a flat-prior interval centred on the estimate lands within half a unit
+    # (0.005) of each printed bound; 1e-9 absorbs the floating-point error of that boundary
+    for cell, re in by_id.items():
+        lo, hi = re.result.interval("mu")
+        assert lo == pytest.approx(published.loc[cell, "ci_low"], abs=0.005 + 1e-9)
+        assert hi == pytest.approx(published.loc[cell, "ci_high"], abs=0.005 + 1e-9)
+        assert re.sign_conflict is (cell == "disability_passive_short")
+        assert re.relevance.p_mu_mcid < 0.5  # no published cell is near the MCID
+        assert 0 < re.sceptical_relevance.p_mu_mcid <= re.relevance.p_mu_mcid + 1e-12
+
+
+def test_subgroup_and_meta_regression(run):
+    sub = run.analysis("by_comparator_pain_short")
+    assert sub.ok and sub.bayes.model == "subgroup"
+    assert set(sub.subgroup_relevance) == {"active", "passive"}
+    assert sub.reml.qm_p is not None and math.isfinite(sub.reml.q_between)
+    reg = run.analysis("metareg_pain")
+    assert reg.ok and reg.bayes.model == "meta_regression"
+    assert reg.bayes.extras["r2_bayes"] is not None and reg.reml.qm is not None
+    coefs = pd.read_csv(run.out_dir / "tables" / "metaregression_coefficients.csv")
+    row = coefs[(coefs.analysis == "metareg_pain") & (coefs.term == "duration_weeks")].iloc[0]
+    assert row["p_below_0"] == pytest.approx(reg.bayes.prob("duration_weeks", "<", 0.0))
+    assert row["reml_estimate"] == pytest.approx(
+        float(reg.reml.coefficients.loc["duration_weeks", "estimate"]))
+
+
+def test_subsets_with_k_0_1_2(tmp_path):
+    raw = tomllib.loads(SPEC.read_text())
+    raw["sensitivity"] = [
+        {"name": "none", "comparators": ["active"], "follow_ups": ["short"],
+         "outcomes": ["pain"], "where": {"exercise_type": ["no_such_type"]}},
+        {"name": "one", "comparators": ["active"], "follow_ups": ["short"],
+         "outcomes": ["pain"], "where": {"study_id": ["Synthetic 03"]}},
+        {"name": "two", "comparators": ["active"], "follow_ups": ["short"],
+         "outcomes": ["pain"], "where": {"study_id": ["Synthetic 02"]}},
+    ]
+    raw.pop("meta_regression")
+    spec = parse_spec(raw, base_dir=MODELS)
+    run = run_spec(spec, quick=True, write=False, progress=False)
+    none, one, two = (run.analysis(f"{n}_pain_short") for n in ("none", "one", "two"))
+    assert none.status == "skipped" and none.k == 0
+    assert any("no rows match" in n for n in none.notes)
+    assert any("no_such_type never occur" in n for n in none.notes)
+    assert one.ok and one.k == 1 and two.ok and two.k == 2
+    assert any("k = 1" in w for w in one.warnings)
+    assert any("k = 2" in w for w in two.warnings)
+    assert one.bayes.median("mu") == pytest.approx(one.bayes.yi[0], abs=0.2)
+    notes = dict(run.notes)
+    assert "none_pain_short" in notes
+
+
+def test_seeds_are_derived_and_stable():
+    assert seed_for(20261125, "pain_active_short") == seed_for(20261125, "pain_active_short")
+    assert seed_for(20261125, "pain_active_short") != seed_for(20261125, "pain_active_long")
+    assert seed_for(1, "pain_active_short") != seed_for(2, "pain_active_short")
+    assert 0 <= seed_for(20261125, "x") < 2**31
+
+
+def test_bad_spec_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    text = SPEC.read_text().replace('data = "../data/', f'data = "{ROOT}/data/')
+    bad.write_text(text.replace("mcid = 1.5", "mcdi = 1.5"))
+    assert main(["run", str(bad), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "column outcome.pain.mcdi; unknown key; allowed in [outcome.pain]: mcid" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_guard(tmp_path):
+    with pytest.raises(InputError, match="contains an input file"):
+        check_out_dir(MODELS, [SPEC])
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds no earlier report"):
+        check_out_dir(tmp_path, [SPEC])
