@@ -15,17 +15,20 @@ study's shrunken theta_i are mixtures of the conditional normals over that grid,
 CDFs, quantiles, moments and intervals follow without sampling.
 
 The public entry point is :func:`exact_posterior`; :class:`ExactPosterior` is the frozen result.
+The grid (:func:`tau_grid`) and the marginal of tau on it (:class:`TauMarginal`) are shared with
+the subgroup and meta-regression engine (:mod:`bayesmeta.bayes.exact_regression`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import optimize, special
@@ -182,8 +185,174 @@ def _decode(arr: Any) -> Any:
 # the result object
 
 
+class TauMarginal:
+    """The marginal posterior of one tau on its quadrature grid: density, CDF, quantiles, mode.
+
+    Shared by the pooled engine (:class:`ExactPosterior`) and the regression engine
+    (:mod:`bayesmeta.bayes.exact_regression`). A class using it is a frozen dataclass with the
+    grid fields ``tau_prior, tau, log_weights, panel_lo, panel_hi, panel_log_mass, tau_min,
+    log_lump_mass, loglik_zero, log_normaliser`` (documented on :class:`ExactPosterior`) and
+    implements :meth:`_log_likelihood` and :meth:`_log_joint_term`.
+    """
+
+    tau_prior: P.TauPrior
+    tau: np.ndarray
+    log_weights: np.ndarray
+    panel_lo: np.ndarray
+    panel_hi: np.ndarray
+    panel_log_mass: np.ndarray
+    tau_min: float
+    log_lump_mass: float
+    loglik_zero: float
+    log_normaliser: float
+
+    def _log_likelihood(self, tau: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """log p(y | tau) with the coefficients integrated out (J,)."""
+        raise NotImplementedError
+
+    def _log_joint_term(self, tau: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """-1/2 log det Cov(coefficients | tau, y): added to the marginal density of tau it
+        gives the joint density at the conditional mode of the coefficients (up to a
+        constant), whose maximiser is the joint posterior mode."""
+        raise NotImplementedError
+
+    @cached_property
+    def _weights(self) -> np.ndarray:
+        return np.exp(self.log_weights)
+
+    # -- the tau marginal: density and CDF by fresh quadrature inside one panel -------------------
+    def _log_density_u(self, u: np.ndarray) -> np.ndarray:
+        """log of the unnormalised density of u = log tau."""
+        u = np.asarray(u, float)
+        tau = np.exp(u)
+        loglik = self._log_likelihood(tau.ravel())
+        return (np.asarray(self.tau_prior.logpdf(tau), float) + u
+                + loglik.reshape(u.shape))
+
+    @cached_property
+    def _panel_mass(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(mass before panel p, mass after panel p, lump share), all normalised."""
+        mass = np.exp(self.panel_log_mass - self.log_normaliser)
+        lump = math.exp(self.log_lump_mass - self.log_normaliser)
+        before = lump + np.concatenate([[0.0], np.cumsum(mass)[:-1]])
+        after = np.concatenate([np.cumsum(mass[::-1])[::-1][1:], [0.0]])
+        return before, after, lump
+
+    def _partial(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Normalised mass of u = log tau on [lo, hi] (arrays, inside one panel each)."""
+        nodes, weights = panel_nodes(lo, hi)
+        logf = self._log_density_u(nodes) - self.log_normaliser
+        return np.sum(weights * np.exp(logf), axis=1)
+
+    def _tau_cdf_sf(self, t: np.ndarray, upper: bool) -> np.ndarray:
+        t = np.asarray(t, float).ravel()
+        before, after, lump = self._panel_mass
+        out = np.zeros(t.size)
+        below = (t > 0) & (t < self.tau_min)
+        if np.any(below):
+            out[below] = np.exp(self.loglik_zero + self.tau_prior._log_mass_below(t[below])
+                                - self.log_normaliser)
+        inside = (t >= self.tau_min) & (t < math.exp(self.panel_hi[-1]))
+        if np.any(inside):
+            u = np.log(t[inside])
+            p = np.clip(np.searchsorted(self.panel_hi, u, side="right"), 0,
+                        self.panel_hi.size - 1)
+            if upper:
+                out[inside] = after[p] + self._partial(u, self.panel_hi[p])
+            else:
+                out[inside] = before[p] + self._partial(self.panel_lo[p], u)
+        out[t >= math.exp(self.panel_hi[-1])] = 1.0
+        if upper:
+            out[below] = 1.0 - out[below]
+            out[t <= 0] = 1.0
+            out[t >= math.exp(self.panel_hi[-1])] = 0.0
+        return np.clip(out, 0.0, 1.0)
+
+    def _tau_logpdf(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, float).ravel()
+        out = np.full(t.size, -np.inf)
+        pos = t > 0
+        if np.any(pos):
+            loglik = self._log_likelihood(t[pos])
+            out[pos] = np.asarray(self.tau_prior.logpdf(t[pos]), float) + loglik
+        zero = t == 0
+        if np.any(zero):
+            out[zero] = self.tau_prior._logpdf_zero() + self.loglik_zero
+        return out - self.log_normaliser
+
+    def _tau_quantile(self, q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q, float).ravel()
+        before, after, lump = self._panel_mass
+        out = np.empty(q.size)
+        small = (q > 0) & (q <= lump)
+        if np.any(small):
+            # below tau_min the CDF is p(y | 0) * (prior mass below t) / Z
+            with np.errstate(divide="ignore"):
+                mass = np.exp(np.log(q[small]) + self.log_normaliser - self.loglik_zero)
+            out[small] = self.tau_prior._mass_below_inverse(mass)
+        rest = ~small & (q > 0) & (q < 1)
+        if np.any(rest):
+            qr = q[rest]
+            ends = before + np.exp(self.panel_log_mass - self.log_normaliser)
+            p = np.clip(np.searchsorted(ends, qr, side="left"), 0, self.panel_lo.size - 1)
+            lo, hi = self.panel_lo[p], self.panel_hi[p]
+            upper = qr > 0.5
+
+            def residual(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                # one pass: the partial mass on the side of u that keeps tail precision, and
+                # the density at u (the slope)
+                a, b = np.where(upper, u, lo), np.where(upper, hi, u)
+                nodes, weights = panel_nodes(a, b)
+                logf = self._log_density_u(np.column_stack([nodes, u])) - self.log_normaliser
+                part = np.sum(weights * np.exp(logf[:, :-1]), axis=1)
+                r = np.where(upper, (1.0 - qr) - (after[p] + part), before[p] + part - qr)
+                return r, np.exp(logf[:, -1])
+
+            # start from the CDF at the grid nodes (cumulative weights), within the panel
+            w = self._weights
+            u0 = np.interp(qr, (np.cumsum(w) - 0.5 * w)[1:], np.log(self.tau[1:]))
+            u0 = np.clip(u0, lo, hi)
+            u = bracketed_newton(residual, lo, hi, u0, np.full(qr.size, 1e-13))
+            out[rest] = np.exp(u)
+        out[q >= 1] = math.inf
+        out[q <= 0] = 0.0
+        return out
+
+    def _tau_mode(self, joint: bool) -> tuple[float, float]:
+        def objective(tau: np.ndarray) -> np.ndarray:
+            tau = np.atleast_1d(np.asarray(tau, float))
+            value = np.asarray(self.tau_prior.logpdf(tau), float) + self._log_likelihood(tau)
+            if joint:
+                value = value + self._log_joint_term(tau)
+            return value
+
+        nodes = self.tau[1:]
+        values = objective(nodes)
+        at_zero = objective(np.array([0.0]))[0]
+        T = np.concatenate([[0.0], nodes])
+        D = np.concatenate([[at_zero], values])
+        best_t, best_v = (0.0, at_zero) if np.isfinite(at_zero) else (0.0, -np.inf)
+        upper = self.tau_prior.support_upper
+        if math.isfinite(upper):
+            # a bounded prior (Uniform) can put the mode on its upper end
+            at_upper = objective(np.array([upper]))[0]
+            T, D = np.append(T, upper), np.append(D, at_upper)
+            if at_upper >= D[-2] and at_upper > best_v:
+                best_t, best_v = upper, at_upper
+        interior = np.flatnonzero((D[1:-1] >= D[:-2]) & (D[1:-1] >= D[2:])) + 1
+        for j in interior[np.argsort(D[interior])[::-1][:3]]:
+            lo, hi = math.log(max(T[j - 1], T[1] * 1e-3)), math.log(T[j + 1])
+            res = optimize.minimize_scalar(lambda u: -float(objective(math.exp(u))[0]),
+                                           bounds=(lo, hi), method="bounded",
+                                           options={"xatol": 1e-11})
+            t, v = math.exp(res.x), -float(res.fun)
+            if v > best_v:
+                best_t, best_v = t, v
+        return best_t, best_v
+
+
 @dataclass(frozen=True)
-class ExactPosterior:
+class ExactPosterior(TauMarginal):
     """The exact posterior of the normal-normal model (no sampling error).
 
     The accessors take ``param`` = ``"mu"``, ``"tau"``, ``"theta_new"`` (the effect in a new
@@ -237,6 +406,9 @@ class ExactPosterior:
     log_marginal_likelihood: float | None = None
     warnings: tuple[str, ...] = field(default=())
 
+    #: the name under which saved results record this posterior type (bayesmeta.results)
+    kind: ClassVar[str] = "exact"
+
     # -- vocabulary ------------------------------------------------------------------------------
     @property
     def params(self) -> tuple[str, ...]:
@@ -260,10 +432,6 @@ class ExactPosterior:
         return {label: i for i, label in enumerate(self.labels)}
 
     @cached_property
-    def _weights(self) -> np.ndarray:
-        return np.exp(self.log_weights)
-
-    @cached_property
     def _tail_exponent(self) -> tuple[float, float]:
         return _tail(self.tau_prior, self.k, self.mu_prior is None)
 
@@ -281,103 +449,11 @@ class ExactPosterior:
         i = self._label_index[param]
         return self.theta_mean[:, i], np.sqrt(self.theta_var[:, i])
 
-    # -- the tau marginal: density and CDF by fresh quadrature inside one panel -------------------
-    def _log_density_u(self, u: np.ndarray) -> np.ndarray:
-        """log of the unnormalised density of u = log tau."""
-        u = np.asarray(u, float)
-        tau = np.exp(u)
-        loglik = _marginal_loglik(self.yi, self.vi, tau.ravel(), self.mu_prior)[0]
-        return (np.asarray(self.tau_prior.logpdf(tau), float) + u
-                + loglik.reshape(u.shape))
+    def _log_likelihood(self, tau: np.ndarray) -> np.ndarray:
+        return _marginal_loglik(self.yi, self.vi, tau, self.mu_prior)[0]
 
-    @cached_property
-    def _panel_mass(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """(mass before panel p, mass after panel p, lump share), all normalised."""
-        mass = np.exp(self.panel_log_mass - self.log_normaliser)
-        lump = math.exp(self.log_lump_mass - self.log_normaliser)
-        before = lump + np.concatenate([[0.0], np.cumsum(mass)[:-1]])
-        after = np.concatenate([np.cumsum(mass[::-1])[::-1][1:], [0.0]])
-        return before, after, lump
-
-    def _partial(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Normalised mass of u = log tau on [lo, hi] (arrays, inside one panel each)."""
-        nodes, weights = panel_nodes(lo, hi)
-        logf = self._log_density_u(nodes) - self.log_normaliser
-        return np.sum(weights * np.exp(logf), axis=1)
-
-    def _tau_cdf_sf(self, t: np.ndarray, upper: bool) -> np.ndarray:
-        t = np.asarray(t, float).ravel()
-        before, after, lump = self._panel_mass
-        out = np.zeros(t.size)
-        below = (t > 0) & (t < self.tau_min)
-        if np.any(below):
-            out[below] = np.exp(self.loglik_zero + self.tau_prior._log_mass_below(t[below])
-                                - self.log_normaliser)
-        inside = (t >= self.tau_min) & (t < math.exp(self.panel_hi[-1]))
-        if np.any(inside):
-            u = np.log(t[inside])
-            p = np.clip(np.searchsorted(self.panel_hi, u, side="right"), 0,
-                        self.panel_hi.size - 1)
-            if upper:
-                out[inside] = after[p] + self._partial(u, self.panel_hi[p])
-            else:
-                out[inside] = before[p] + self._partial(self.panel_lo[p], u)
-        out[t >= math.exp(self.panel_hi[-1])] = 1.0
-        if upper:
-            out[below] = 1.0 - out[below]
-            out[t <= 0] = 1.0
-            out[t >= math.exp(self.panel_hi[-1])] = 0.0
-        return np.clip(out, 0.0, 1.0)
-
-    def _tau_logpdf(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t, float).ravel()
-        out = np.full(t.size, -np.inf)
-        pos = t > 0
-        if np.any(pos):
-            loglik = _marginal_loglik(self.yi, self.vi, t[pos], self.mu_prior)[0]
-            out[pos] = np.asarray(self.tau_prior.logpdf(t[pos]), float) + loglik
-        zero = t == 0
-        if np.any(zero):
-            out[zero] = self.tau_prior._logpdf_zero() + self.loglik_zero
-        return out - self.log_normaliser
-
-    def _tau_quantile(self, q: np.ndarray) -> np.ndarray:
-        q = np.asarray(q, float).ravel()
-        before, after, lump = self._panel_mass
-        out = np.empty(q.size)
-        small = (q > 0) & (q <= lump)
-        if np.any(small):
-            # below tau_min the CDF is p(y | 0) * (prior mass below t) / Z
-            with np.errstate(divide="ignore"):
-                mass = np.exp(np.log(q[small]) + self.log_normaliser - self.loglik_zero)
-            out[small] = self.tau_prior._mass_below_inverse(mass)
-        rest = ~small & (q > 0) & (q < 1)
-        if np.any(rest):
-            qr = q[rest]
-            ends = before + np.exp(self.panel_log_mass - self.log_normaliser)
-            p = np.clip(np.searchsorted(ends, qr, side="left"), 0, self.panel_lo.size - 1)
-            lo, hi = self.panel_lo[p], self.panel_hi[p]
-            upper = qr > 0.5
-
-            def residual(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                # one pass: the partial mass on the side of u that keeps tail precision, and
-                # the density at u (the slope)
-                a, b = np.where(upper, u, lo), np.where(upper, hi, u)
-                nodes, weights = panel_nodes(a, b)
-                logf = self._log_density_u(np.column_stack([nodes, u])) - self.log_normaliser
-                part = np.sum(weights * np.exp(logf[:, :-1]), axis=1)
-                r = np.where(upper, (1.0 - qr) - (after[p] + part), before[p] + part - qr)
-                return r, np.exp(logf[:, -1])
-
-            # start from the CDF at the grid nodes (cumulative weights), within the panel
-            w = self._weights
-            u0 = np.interp(qr, (np.cumsum(w) - 0.5 * w)[1:], np.log(self.tau[1:]))
-            u0 = np.clip(u0, lo, hi)
-            u = bracketed_newton(residual, lo, hi, u0, np.full(qr.size, 1e-13))
-            out[rest] = np.exp(u)
-        out[q >= 1] = math.inf
-        out[q <= 0] = 0.0
-        return out
+    def _log_joint_term(self, tau: np.ndarray) -> np.ndarray:
+        return -0.5 * np.log(_marginal_loglik(self.yi, self.vi, tau, self.mu_prior)[2])
 
     # -- public accessors ------------------------------------------------------------------------
     def mean(self, param: str) -> float | None:
@@ -502,40 +578,9 @@ class ExactPosterior:
             return np.log(np.asarray(self.pdf(param, x), float)).ravel()
 
     def _shortest(self, param: str, prob: float) -> tuple[float, float]:
-        # Minimise the width Q(a + prob) - Q(a) over a in [0, 1 - prob]: a coarse scan (one
-        # batched quantile solve) finds the best region, including the boundary a = 0 for tau
-        # (needed when the density is unbounded at 0 but carries little mass there); an
-        # interior optimum is then refined as the root of the equal-density condition.
-        a_grid = np.linspace(0.0, 1.0 - prob, 41)
-        qs = np.asarray(self.quantile(param, np.concatenate([a_grid, a_grid + prob])), float)
-        width = qs[a_grid.size:] - qs[:a_grid.size]
-        j = int(np.argmin(np.where(np.isfinite(width), width, np.inf)))
-
-        def gap(a: float) -> float:
-            lo, hi = np.asarray(self.quantile(param, [a, a + prob]), float)
-            return float(np.diff(self._logpdf_at(param, np.array([hi, lo])))[0])
-
-        a_lo = max(a_grid[max(j - 1, 0)], 1e-12)
-        a_hi = min(a_grid[min(j + 1, a_grid.size - 1)], 1.0 - prob - 1e-12)
-        a = a_grid[j]
-        if j == 0 and param == "tau":
-            best = width[0]
-            res = optimize.minimize_scalar(
-                lambda x: float(np.diff(np.asarray(self.quantile(param, [x, x + prob])))[0]),
-                bounds=(a_lo, a_hi), method="bounded", options={"xatol": 1e-13})
-            if res.fun < best:
-                a = float(res.x)
-        else:
-            g_lo, g_hi = gap(a_lo), gap(a_hi)
-            if g_lo < 0 < g_hi:
-                a = optimize.brentq(gap, a_lo, a_hi, xtol=1e-15, rtol=1e-13)
-            else:
-                res = optimize.minimize_scalar(
-                    lambda x: float(np.diff(np.asarray(self.quantile(param, [x, x + prob])))[0]),
-                    bounds=(a_lo, a_hi), method="bounded", options={"xatol": 1e-13})
-                a = float(res.x)
-        lo, hi = np.asarray(self.quantile(param, [a, a + prob]), float)
-        return float(lo), float(hi)
+        return shortest_interval(lambda q: np.asarray(self.quantile(param, q), float),
+                                 lambda x: self._logpdf_at(param, x), prob,
+                                 bounded_below=param == "tau")
 
     def mode(self, param: str) -> float:
         """Posterior mode (the marginal density's maximiser).
@@ -547,15 +592,8 @@ class ExactPosterior:
         self._check_param(param)
         if param == "tau":
             return self._tau_mode(joint=False)[0]
-        lo, hi = np.asarray(self.quantile(param, [1e-4, 1 - 1e-4]), float)
-        grid = np.linspace(lo, hi, 401)
-        dens = np.asarray(self.pdf(param, grid), float)
-        j = int(np.argmax(dens))
-        a, b = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
-        res = optimize.minimize_scalar(lambda x: -float(self.pdf(param, x)), bounds=(a, b),
-                                       method="bounded",
-                                       options={"xatol": 1e-12 * max(abs(hi - lo), 1e-300)})
-        return float(res.x)
+        return density_mode(lambda q: np.asarray(self.quantile(param, q), float),
+                            lambda x: np.asarray(self.pdf(param, x), float))
 
     def joint_mode(self) -> dict[str, float]:
         """The joint posterior mode of (mu, tau) (bayesmeta's ``MAP["joint", ]``). With a flat mu
@@ -564,38 +602,19 @@ class ExactPosterior:
         cond = conditional_moments(self.yi, self.vi, [tau], self.mu_prior)
         return {"mu": float(cond.mu_mean[0]), "tau": tau}
 
-    def _tau_mode(self, joint: bool) -> tuple[float, float]:
-        def objective(tau: np.ndarray) -> np.ndarray:
-            tau = np.atleast_1d(np.asarray(tau, float))
-            loglik, _, var, _, _ = _marginal_loglik(self.yi, self.vi, tau, self.mu_prior)
-            value = np.asarray(self.tau_prior.logpdf(tau), float) + loglik
-            if joint:
-                value = value - 0.5 * np.log(var)
-            return value
+    def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Exact joint posterior draws (no Markov chain): tau by inverting its CDF at uniform
+        draws, then mu | tau, y and theta_i | mu, tau, y_i from their conditional normals.
 
-        nodes = self.tau[1:]
-        values = objective(nodes)
-        at_zero = objective(np.array([0.0]))[0]
-        T = np.concatenate([[0.0], nodes])
-        D = np.concatenate([[at_zero], values])
-        best_t, best_v = (0.0, at_zero) if np.isfinite(at_zero) else (0.0, -np.inf)
-        upper = self.tau_prior.support_upper
-        if math.isfinite(upper):
-            # a bounded prior (Uniform) can put the mode on its upper end
-            at_upper = objective(np.array([upper]))[0]
-            T, D = np.append(T, upper), np.append(D, at_upper)
-            if at_upper >= D[-2] and at_upper > best_v:
-                best_t, best_v = upper, at_upper
-        interior = np.flatnonzero((D[1:-1] >= D[:-2]) & (D[1:-1] >= D[2:])) + 1
-        for j in interior[np.argsort(D[interior])[::-1][:3]]:
-            lo, hi = math.log(max(T[j - 1], T[1] * 1e-3)), math.log(T[j + 1])
-            res = optimize.minimize_scalar(lambda u: -float(objective(math.exp(u))[0]),
-                                           bounds=(lo, hi), method="bounded",
-                                           options={"xatol": 1e-11})
-            t, v = math.exp(res.x), -float(res.fun)
-            if v > best_v:
-                best_t, best_v = t, v
-        return best_t, best_v
+        Returns ``{"tau": (n,), "mu": (n,), "theta": (n, k), "linpred": (n, k)}``; ``linpred``
+        is the linear predictor (here mu for every study), as in the NUTS results.
+        """
+        tau = self._tau_quantile(rng.uniform(size=n))
+        cond = conditional_moments(self.yi, self.vi, tau, self.mu_prior)
+        mu = cond.mu_mean + np.sqrt(cond.mu_var) * rng.standard_normal(n)
+        theta = draw_study_effects(rng, self.yi, self.vi, tau[:, None], mu[:, None])
+        return {"tau": tau, "mu": mu, "theta": theta,
+                "linpred": np.repeat(mu[:, None], self.k, axis=1)}
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -637,6 +656,73 @@ class ExactPosterior:
             log_marginal_likelihood=None if lml is None else float(lml.ravel()[0]),
             warnings=tuple(_decode(a["warnings_utf8"])),
         )
+
+
+def shortest_interval(quantile: Callable[[Any], np.ndarray],
+                      logpdf: Callable[[np.ndarray], np.ndarray], prob: float,
+                      bounded_below: bool = False) -> tuple[float, float]:
+    """The shortest interval with coverage ``prob`` of a continuous distribution given by its
+    quantile function and log density (``bounded_below``: support [0, inf), so the interval
+    may start at 0)."""
+    # Minimise the width Q(a + prob) - Q(a) over a in [0, 1 - prob]: a coarse scan (one
+    # batched quantile solve) finds the best region, including the boundary a = 0 for a
+    # distribution on [0, inf) (needed when the density is unbounded at 0 but carries little
+    # mass there); an interior optimum is then refined as the root of the equal-density
+    # condition.
+    a_grid = np.linspace(0.0, 1.0 - prob, 41)
+    qs = np.asarray(quantile(np.concatenate([a_grid, a_grid + prob])), float)
+    width = qs[a_grid.size:] - qs[:a_grid.size]
+    j = int(np.argmin(np.where(np.isfinite(width), width, np.inf)))
+
+    def gap(a: float) -> float:
+        lo, hi = np.asarray(quantile([a, a + prob]), float)
+        return float(np.diff(logpdf(np.array([hi, lo])))[0])
+
+    a_lo = max(a_grid[max(j - 1, 0)], 1e-12)
+    a_hi = min(a_grid[min(j + 1, a_grid.size - 1)], 1.0 - prob - 1e-12)
+    a = a_grid[j]
+    if j == 0 and bounded_below:
+        best = width[0]
+        res = optimize.minimize_scalar(
+            lambda x: float(np.diff(np.asarray(quantile([x, x + prob])))[0]),
+            bounds=(a_lo, a_hi), method="bounded", options={"xatol": 1e-13})
+        if res.fun < best:
+            a = float(res.x)
+    else:
+        g_lo, g_hi = gap(a_lo), gap(a_hi)
+        if g_lo < 0 < g_hi:
+            a = optimize.brentq(gap, a_lo, a_hi, xtol=1e-15, rtol=1e-13)
+        else:
+            res = optimize.minimize_scalar(
+                lambda x: float(np.diff(np.asarray(quantile([x, x + prob])))[0]),
+                bounds=(a_lo, a_hi), method="bounded", options={"xatol": 1e-13})
+            a = float(res.x)
+    lo, hi = np.asarray(quantile([a, a + prob]), float)
+    return float(lo), float(hi)
+
+
+def density_mode(quantile: Callable[[Any], np.ndarray],
+                 pdf: Callable[[np.ndarray], np.ndarray]) -> float:
+    """The maximiser of a unimodal-ish density on the real line: a scan of its central
+    99.98% and a bounded refinement around the best grid point."""
+    lo, hi = quantile([1e-4, 1 - 1e-4])
+    grid = np.linspace(lo, hi, 401)
+    dens = pdf(grid)
+    j = int(np.argmax(dens))
+    a, b = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+    res = optimize.minimize_scalar(lambda x: -float(pdf(np.array([x]))[0]), bounds=(a, b),
+                                   method="bounded",
+                                   options={"xatol": 1e-12 * max(abs(hi - lo), 1e-300)})
+    return float(res.x)
+
+
+def draw_study_effects(rng: np.random.Generator, y: np.ndarray, v: np.ndarray, tau: np.ndarray,
+                       linpred: np.ndarray) -> np.ndarray:
+    """Draws of theta_i | beta, tau, y_i ~ N((1 - B_i) y_i + B_i x_i'beta, v_i (1 - B_i)) with
+    B_i = v_i / (v_i + tau^2) (exact at tau = 0), broadcasting tau and linpred (n, k)."""
+    B = v / (v + tau**2)
+    mean = (1.0 - B) * y + B * linpred
+    return mean + np.sqrt(v * (1.0 - B)) * rng.standard_normal(np.shape(mean))
 
 
 def _shaped(x: Any, out: np.ndarray) -> float | np.ndarray:
@@ -721,6 +807,62 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
     if not _integrable(e, b, 0):
         raise InputError(Problem(_improper_message(tau_prior, mu_prior, k), column="tau_prior",
                                  value=tau_prior.describe()))
+    grid = tau_grid(lambda tau: _marginal_loglik(y, v, tau, mu_prior)[0], tau_prior, y, v,
+                    (e, b))
+    notes = list(grid.notes)
+    cond = conditional_moments(y, v, grid.tau, mu_prior)
+
+    if tau_prior._logpdf_zero() == math.inf:
+        notes.append("the prior density of tau is unbounded at tau = 0 (integrable); "
+                     "mode('tau') reports the highest interior local maximum")
+    missing = [name for name, r in (("mean", 1), ("sd", 2)) if not _integrable(e, b, r)]
+    if missing:
+        which = "tau and theta_new" + (" and mu" if mu_prior is None else "")
+        notes.append(f"the posterior {' and '.join(missing)} of {which} do not exist "
+                     f"(posterior tail of tau ~ tau^-{e:g} with k = {k}); they are reported "
+                     "as None")
+    proper = tau_prior.is_proper and mu_prior is not None
+    return ExactPosterior(
+        yi=y, vi=v, labels=tuple(effects.labels), tau_prior=tau_prior, mu_prior=mu_prior,
+        mu_mean=cond.mu_mean, mu_var=cond.mu_var, theta_mean=cond.theta_mean,
+        theta_var=cond.theta_var, **grid.fields(),
+        log_marginal_likelihood=grid.log_normaliser if proper else None, warnings=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class TauGrid:
+    """The quadrature grid of one tau's marginal posterior (the fields of
+    :class:`TauMarginal`, documented on :class:`ExactPosterior`) and the notes it produced."""
+
+    tau: np.ndarray
+    log_weights: np.ndarray
+    panel_lo: np.ndarray
+    panel_hi: np.ndarray
+    panel_log_mass: np.ndarray
+    tau_min: float
+    log_lump_mass: float
+    loglik_zero: float
+    log_normaliser: float
+    notes: tuple[str, ...] = ()
+
+    def fields(self) -> dict[str, Any]:
+        """The grid fields (without the notes), as keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "notes"}
+
+
+def tau_grid(log_likelihood: Callable[[np.ndarray], np.ndarray], tau_prior: P.TauPrior,
+             y: np.ndarray, v: np.ndarray, tail: tuple[float, float]) -> TauGrid:
+    """The adaptive quadrature grid over u = log tau of p(tau | y) ∝ p(tau) p(y | tau).
+
+    ``log_likelihood(tau)`` is log p(y | tau) (J,) with the coefficients integrated out (it
+    must accept tau = 0); ``y``, ``v`` set the scale of the grid's upper end; ``tail`` is
+    (e, b) with p(tau | y) ~ tau^-e (log tau)^-b (the posterior must be proper: e > 1 or
+    e = 1, b > 1), from which the highest moment of tau the grid must integrate accurately
+    follows.
+    """
+    e, b = tail
     notes: list[str] = []
     # the highest moment of tau the grid must integrate accurately
     order = 2 if _integrable(e, b, 2) else (1 if _integrable(e, b, 1) else 0)
@@ -729,7 +871,7 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
         tau = np.exp(u)
         with np.errstate(divide="ignore"):
             prior = np.asarray(tau_prior.logpdf(tau), float)
-        return prior + u + _marginal_loglik(y, v, tau, mu_prior)[0]
+        return prior + u + log_likelihood(tau)
 
     upper = tau_prior.support_upper
     tau_min = TAU_MIN_FACTOR * math.sqrt(float(v.min()))
@@ -762,8 +904,7 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
     logw = np.log(panels.weights.ravel()) + panels.log_values[0].ravel()
     panel_log_mass = special.logsumexp(
         np.log(panels.weights) + panels.log_values[0], axis=1)
-    cond0 = conditional_moments(y, v, [0.0], mu_prior)
-    loglik_zero = float(cond0.loglik[0])
+    loglik_zero = float(log_likelihood(np.array([0.0]))[0])
     with np.errstate(divide="ignore"):
         log_lump = float(loglik_zero + tau_prior._log_mass_below(np.array([tau_min]))[0])
     log_z = float(special.logsumexp(np.concatenate([[log_lump], panel_log_mass])))
@@ -777,26 +918,10 @@ def exact_posterior(effects: EffectData, tau_prior: P.TauPrior,
     tau_nodes = np.concatenate([[0.0], np.exp(u[keep])])
     log_weights = np.concatenate([[log_lump], logw[keep]]) - log_z
     log_weights -= special.logsumexp(log_weights)
-    cond = conditional_moments(y, v, tau_nodes, mu_prior)
-
-    if tau_prior._logpdf_zero() == math.inf:
-        notes.append("the prior density of tau is unbounded at tau = 0 (integrable); "
-                     "mode('tau') reports the highest interior local maximum")
-    missing = [name for name, r in (("mean", 1), ("sd", 2)) if not _integrable(e, b, r)]
-    if missing:
-        which = "tau and theta_new" + (" and mu" if mu_prior is None else "")
-        notes.append(f"the posterior {' and '.join(missing)} of {which} do not exist "
-                     f"(posterior tail of tau ~ tau^-{e:g} with k = {k}); they are reported "
-                     "as None")
-    proper = tau_prior.is_proper and mu_prior is not None
-    return ExactPosterior(
-        yi=y, vi=v, labels=tuple(effects.labels), tau_prior=tau_prior, mu_prior=mu_prior,
-        tau=tau_nodes, log_weights=log_weights, mu_mean=cond.mu_mean, mu_var=cond.mu_var,
-        theta_mean=cond.theta_mean, theta_var=cond.theta_var, panel_lo=panels.lo,
-        panel_hi=panels.hi, panel_log_mass=panel_log_mass, tau_min=tau_min,
-        log_lump_mass=log_lump, loglik_zero=loglik_zero, log_normaliser=log_z,
-        log_marginal_likelihood=log_z if proper else None, warnings=tuple(notes),
-    )
+    return TauGrid(tau=tau_nodes, log_weights=log_weights, panel_lo=panels.lo,
+                   panel_hi=panels.hi, panel_log_mass=panel_log_mass, tau_min=tau_min,
+                   log_lump_mass=log_lump, loglik_zero=loglik_zero, log_normaliser=log_z,
+                   notes=tuple(notes))
 
 
 def _upper_end(log_density: Any, u_lo: float, y: np.ndarray, v: np.ndarray, upper: float,
