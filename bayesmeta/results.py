@@ -12,9 +12,10 @@ bayesmeta's ``pposterior``, ``qposterior`` and ``post.interval`` (Röver 2020,
 doi:10.18637/jss.v093.i06).
 
 Two posterior representations implement the :class:`Posterior` protocol: :class:`DrawsPosterior`
-(MCMC draws; defined here) and the exact mixture posterior of :mod:`bayesmeta.bayes.exact`.
+(MCMC draws; defined here) and the exact mixture posteriors of :mod:`bayesmeta.bayes.exact` and
+:mod:`bayesmeta.bayes.exact_regression`.
 This module imports no engine; :func:`load` rebuilds an exact posterior through a closed
-registry of one known module.
+registry of known modules (``_POSTERIOR_TYPES``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,9 @@ class DrawsPosterior:
 
     draws: Mapping[str, np.ndarray]
     params: tuple[str, ...] = ()
+
+    #: the name under which saved results record this posterior type
+    kind: ClassVar[str] = "draws"
 
     def __post_init__(self) -> None:
         if not self.params:
@@ -388,14 +392,24 @@ def package_versions() -> dict[str, str]:
 
 
 # The only posterior types a file may name; each maps to a known module and class (no dotted
-# paths are read from files).
-_POSTERIOR_TYPES = {"exact": ("bayesmeta.bayes.exact", "ExactPosterior")}
+# paths are read from files). A posterior type declares its name as the class attribute
+# ``kind`` and implements ``to_arrays()`` / ``from_arrays()`` (float arrays only).
+_POSTERIOR_TYPES = {
+    "exact": ("bayesmeta.bayes.exact", "ExactPosterior"),
+    "exact_regression": ("bayesmeta.bayes.exact_regression", "ExactRegressionPosterior"),
+}
 
 
 def _posterior_payload(result: BayesResult) -> tuple[str, dict[str, np.ndarray]]:
-    if isinstance(result.posterior, DrawsPosterior):
-        return "draws", {p: np.asarray(v, float) for p, v in result.posterior.draws.items()}
-    return "exact", dict(result.posterior.to_arrays())
+    kind = getattr(type(result.posterior), "kind", None)
+    if kind == DrawsPosterior.kind:
+        return kind, {p: np.asarray(v, float) for p, v in result.posterior.draws.items()}
+    if kind not in _POSTERIOR_TYPES:
+        raise InputError(Problem(
+            "this posterior type cannot be saved; savable kinds: "
+            f"{', '.join([DrawsPosterior.kind, *_POSTERIOR_TYPES])}",
+            column="result.posterior", value=type(result.posterior).__name__))
+    return kind, dict(result.posterior.to_arrays())
 
 
 def atomic_write(path: str | os.PathLike, write: Any) -> None:
@@ -490,10 +504,16 @@ def load(path: str | os.PathLike) -> BayesResult:
         raise FileIntegrityError(Problem(
             "the file's content does not match its recorded input hash (edited or corrupt); "
             "refit and save again", column="input_hash", value=os.fspath(path)))
-    if meta["posterior_kind"] == "draws":
+    kind = meta["posterior_kind"]
+    if kind == DrawsPosterior.kind:
         posterior: Any = DrawsPosterior(payload)
+    elif kind not in _POSTERIOR_TYPES:
+        raise InputError(Problem(
+            "unknown posterior kind in the file; known kinds: "
+            f"{', '.join([DrawsPosterior.kind, *_POSTERIOR_TYPES])}",
+            column="posterior_kind", value=kind))
     else:
-        module, cls = _POSTERIOR_TYPES[meta["posterior_kind"]]
+        module, cls = _POSTERIOR_TYPES[kind]
         posterior = getattr(importlib.import_module(module), cls).from_arrays(payload)
     idata = None
     try:

@@ -211,7 +211,7 @@ def _bayes_r2(posterior: Any, effects: EffectData, tau_p: Any, layout: Layout) -
 
 
 def _exact_layout(effects: EffectData, layout: Layout) -> Any:
-    from .exact import exact_regression_posterior
+    from .exact_regression import exact_regression_posterior
 
     return exact_regression_posterior(effects, layout)
 
