@@ -82,12 +82,14 @@ def pooled_summary(run: RunResult) -> pd.DataFrame:
               "i2": "I² (%)", "mu_median": "mu (median)", "mu_ci_low": f"{p} CrI low",
               "mu_ci_high": f"{p} CrI high", "tau_median": "tau (median)",
               "theta_new_ci_low": f"theta_new {p} low", "theta_new_ci_high":
-              f"theta_new {p} high", "p_mu_benefit": "P(mu < 0)", "p_mu_mcid":
+              f"theta_new {p} high", "p_mu_benefit": "P(mu: benefit)", "p_mu_mcid":
               "P(mu beyond MCID)", "p_new_mcid": "P(theta_new beyond MCID)",
               "frequentist_reading": "frequentist reading", "engine": "engine",
               "reml_pi_low": f"{p} PI low", "reml_pi_high": f"{p} PI high"}
+    benefit = "; ".join(f"{o.label or o.name}: {'below' if o.direction == 'lower' else 'above'} 0"
+                        for o in run.spec.outcomes.values())
     return _frame(rows, f"Pooled analyses: REML (z-based {p} CI) beside the Bayesian posterior "
-                  f"({p} equal-tailed credible intervals)", labels)
+                  f"({p} equal-tailed credible intervals); benefit = {benefit}", labels)
 
 
 def reml_vs_bayes(r: AnalysisResult) -> pd.DataFrame:
@@ -157,8 +159,8 @@ def clinical_relevance_table(run: RunResult) -> pd.DataFrame:
                             fr["category"]})
             rows.append(row)
     labels = {"mcid_points": "MCID (points)", "sd_ref": "sd_ref", "mcid_smd": "MCID (SMD)",
-              "p_mu_benefit": "P(mu < 0)", "p_mu_mcid": "P(mu beyond MCID)",
-              "p_new_benefit": "P(theta_new < 0)", "p_new_mcid": "P(theta_new beyond MCID)",
+              "p_mu_benefit": "P(mu: benefit)", "p_mu_mcid": "P(mu beyond MCID)",
+              "p_new_benefit": "P(theta_new: benefit)", "p_new_mcid": "P(theta_new beyond MCID)",
               "reml_estimate_points": "REML estimate (points)",
               "frequentist_reading": "frequentist reading"}
     return _frame(rows, "Clinical relevance: posterior probabilities and the frequentist "
@@ -205,7 +207,7 @@ def prior_sensitivity(run: RunResult) -> pd.DataFrame:
                                  "theta_new_median": "theta_new median",
                                  "theta_new_ci_low": f"theta_new {p} low",
                                  "theta_new_ci_high": f"theta_new {p} high",
-                                 "p_mu_benefit": "P(mu < 0)",
+                                 "p_mu_benefit": "P(mu: benefit)",
                                  "p_mu_mcid": "P(mu beyond MCID)",
                                  "p_new_mcid": "P(theta_new beyond MCID)"})
 
@@ -308,7 +310,7 @@ def subgroup_tables(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                      "reml_ci_high": f"{p} CI high", "reml_i2": "I² (%)",
                      "mu_median": "mu median", "mu_ci_low": f"{p} CrI low",
                      "mu_ci_high": f"{p} CrI high", "theta_new_ci_low": f"theta_new {p} low",
-                     "theta_new_ci_high": f"theta_new {p} high", "p_mu_benefit": "P(mu < 0)",
+                     "theta_new_ci_high": f"theta_new {p} high", "p_mu_benefit": "P(mu: benefit)",
                      "p_mu_mcid": "P(mu beyond MCID)", "p_new_mcid": "P(theta_new beyond MCID)"})
     diffs = _frame(diff_rows, f"Subgroup differences (posterior median, {p} equal-tailed "
                    "interval, P(difference < 0))", {"ci_low": f"{p} low", "ci_high": f"{p} high",
@@ -438,12 +440,13 @@ def reanalysis_table(run: RunResult) -> pd.DataFrame:
         row["md_smd_sign_conflict"] = re.sign_conflict
         row["notes"] = " | ".join([*re.notes, *b.warnings])
         rows.append(row)
+    p = pct(run.reanalyses[0].result.level if run.reanalyses else run.settings.level)
     out = _frame(rows, "Bayesian reanalysis of the published pooled results (flat prior on mu; "
-                 "sceptical prior as a sensitivity)",
+                 f"sceptical prior as a sensitivity; {p} equal-tailed intervals)",
                  {"se": "SE from CI", "tau2_plugin": "tau² plug-in", "mu_median": "mu median",
-                  "mu_ci_low": "95% CrI low", "mu_ci_high": "95% CrI high",
-                  "theta_new_ci_low": "theta_new 95% low",
-                  "theta_new_ci_high": "theta_new 95% high", "p_mu_benefit": "P(mu < 0)",
+                  "mu_ci_low": f"{p} CrI low", "mu_ci_high": f"{p} CrI high",
+                  "theta_new_ci_low": f"theta_new {p} low",
+                  "theta_new_ci_high": f"theta_new {p} high", "p_mu_benefit": "P(mu: benefit)",
                   "p_mu_mcid": "P(mu beyond MCID)", "p_new_mcid": "P(theta_new beyond MCID)",
                   "p_mu_mcid_sceptical": "P(mu beyond MCID), sceptical prior",
                   "md_vas_published": "paper's MD (VAS, descriptive)",

@@ -321,7 +321,9 @@ def _relevance_tables(r: AnalysisResult, tables: Mapping[str, pd.DataFrame]) -> 
         f"{cr.mcid_smd:.3f} on the analysis scale)",
         labels={"p_benefit": "P(benefit: below 0)" if cr.direction == "lower" else
                 "P(benefit: above 0)", "p_mcid": "P(beyond the MCID)"},
-        formats={"p_benefit": fmt_prob, "p_mcid": fmt_prob}, csv="clinical_relevance.csv")]
+        formats={"p_benefit": fmt_prob, "p_mcid": fmt_prob}, csv="clinical_relevance.csv",
+        notes=("The MCID is a within-person change used here as a between-group threshold, "
+               "by convention (Ostelo et al. 2008; see Methods).",))]
     if cr.frequentist is not None:
         f = cr.frequentist
         out.append(Paragraph(
