@@ -295,3 +295,74 @@ def test_output_folder_guard(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="holds no earlier report"):
         check_out_dir(tmp_path, [SPEC])
+
+
+def _slow(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return f"slept {seconds}"
+
+
+def _fail() -> None:
+    raise ValueError("job failed")
+
+
+def test_output_jobs_in_parallel_keep_order_and_errors():
+    import functools
+    import os
+
+    from bayesmeta.pipeline.parallel import run_jobs
+
+    jobs = [functools.partial(_slow, 0.01 * (5 - i)) for i in range(5)] + [os.getpid]
+    results, notes = run_jobs(jobs, workers=2)
+    assert results[:5] == [f"slept {0.01 * (5 - i)}" for i in range(5)]
+    assert results[5] != os.getpid()  # ran in a worker process
+    assert notes == []
+    with pytest.raises(ValueError, match="job failed"):
+        run_jobs([_fail, os.getpid], workers=2)
+    # a worker that does not finish in time: the job runs here instead, and that is recorded
+    results, notes = run_jobs([functools.partial(_slow, 1.0), os.getpid], workers=2,
+                              timeout=0.3)
+    assert results[0] == "slept 1.0" and "did not finish within 0.3 s" in notes[0]
+
+
+def test_loo_groups_models_of_the_same_rows():
+    import arviz as az
+    import xarray as xr
+
+    from bayesmeta.pipeline.analyses import AnalysisResult
+    from bayesmeta.pipeline.compare import compare_models
+    from bayesmeta.pipeline.plan import Analysis
+    from bayesmeta.pipeline.record import Recorder
+    from bayesmeta.results import BayesResult, DrawsPosterior
+
+    rng = np.random.default_rng(1)
+    labels = tuple(f"s{i}" for i in range(6))
+    yi = rng.normal(size=6)
+
+    def result(name: str, kind: str, shift: float, labs=labels) -> AnalysisResult:
+        loglik = rng.normal(-1.0 - shift, 0.1, size=(2, 200, len(labs)))
+        idata = az.InferenceData(
+            posterior=xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(2, 200)))}),
+            log_likelihood=xr.Dataset({"y": (("chain", "draw", "study"), loglik)},
+                                      coords={"study": list(labs)}))
+        model = {"subgroup": "subgroup", "meta_regression": "meta_regression"}.get(kind,
+                                                                                   "pooled")
+        bayes = BayesResult(posterior=DrawsPosterior({}), engine="nuts", model=model,
+                            yi=yi[:len(labs)], vi=np.ones(len(labs)), labels=labs,
+                            measure="SMD", priors={}, idata=idata)
+        analysis = Analysis(name, name, kind, "g", "pain", "short", {"outcome": ("pain",)})
+        return AnalysisResult(analysis=analysis, k=len(labs), seed=0, status="ok", bayes=bayes)
+
+    results = [result("main", "main", 0.0), result("subset_same_rows", "subset", 0.1),
+               result("by_x", "subgroup", 0.3), result("other", "main", 0.0, labels[:4]),
+               result("metareg_other_rows", "meta_regression", 0.0, labels[:5])]
+    comparisons = compare_models(results, Recorder("test"))
+    assert len(comparisons) == 1
+    c = comparisons[0]
+    assert c.analyses == ("main", "by_x")  # the main cell stands for the pooled model
+    table = c.table.set_index("model")
+    assert table.loc["main", "rank"] == 0 and table.loc["main", "elpd_diff"] == 0
+    assert table.loc["by_x", "elpd_diff"] == pytest.approx(0.3 * 6, rel=0.05)
+    assert table.loc["by_x", "dse"] > 0
