@@ -366,3 +366,44 @@ def test_loo_groups_models_of_the_same_rows():
     assert table.loc["main", "rank"] == 0 and table.loc["main", "elpd_diff"] == 0
     assert table.loc["by_x", "elpd_diff"] == pytest.approx(0.3 * 6, rel=0.05)
     assert table.loc["by_x", "dse"] > 0
+
+
+def test_nuts_fits_share_one_compiled_sampler():
+    """The compile-once design: every NUTS fit of a plan (pooled, subgroup, meta-regression)
+    uses one sampler sized by the plan's largest k and p, so the plan compiles once."""
+    from bayesmeta.bayes.sampling import COMPILE_STATS
+
+    raw = tomllib.loads(SPEC.read_text())
+    raw["main"].update(comparators=["active"], follow_ups=["long"])
+    raw["main"].pop("published")
+    raw["sensitivity"] = [{"name": "by_comparator", "outcomes": ["pain"],
+                           "comparators": ["active", "passive"], "follow_ups": ["long"],
+                           "subgroup": "comparator"}]
+    raw["meta_regression"] = [{"name": "metareg_pain_long", "outcome": "pain",
+                               "comparators": ["active", "passive"], "follow_ups": ["long"],
+                               "mods": "~ duration_weeks + comparator"}]
+    spec = parse_spec(raw, base_dir=MODELS)
+    before = dict(COMPILE_STATS)
+    run = run_spec(spec, write=False, progress=False)
+    fits = [f for a in run.analyses for f in a.bayes_fits().values() if f.engine == "nuts"]
+    # 2 main cells, the subgroup model, the meta-regression and the pooled model of their rows
+    assert [a.name for a in run.analyses] == [
+        "pain_active_long", "disability_active_long", "by_comparator_pain_long",
+        "metareg_pain_long", "pooled_pain_active_passive_long"]
+    assert len(fits) == 5
+    assert run.settings.capacity == 64 and run.settings.coef_slots == 4  # k = 33, p = 3
+    assert {f.settings["capacity"] for f in fits} == {64}
+    assert {f.settings["coef_slots"] for f in fits} == {4}
+    attempts = [a for f in fits for a in f.diagnostics.attempts]
+    compiled = COMPILE_STATS["compilations"] - before["compilations"]
+    hits = COMPILE_STATS["cache_hits"] - before["cache_hits"]
+    assert compiled + hits == len(attempts)
+    # one structure per parametrisation the gate used (the retry ladder may switch once)
+    assert compiled <= len({a["parametrisation"] for a in attempts})
+    assert run.info["compile_stats"]["compilations"] == compiled
+    # the models of the same rows are compared by LOO
+    (comparison,) = run.comparisons
+    assert comparison.analyses == ("pooled_pain_active_passive_long",
+                                   "by_comparator_pain_long", "metareg_pain_long")
+    assert set(comparison.table["model"]) == set(comparison.analyses)
+    assert all(c.passed for c in run.checks if c.name.startswith("gate"))
