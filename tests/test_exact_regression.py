@@ -567,6 +567,9 @@ def test_save_load_round_trip(which, tmp_path):
         np.testing.assert_array_equal(back.quantile(p, [0.05, 0.5]), res.quantile(p, [0.05, 0.5]))
         assert back.mean(p) == res.mean(p)
     assert back.posterior.log_marginal_likelihood == res.posterior.log_marginal_likelihood
+    # the REML twin is refitted from the stored design: the same model, not a pooled one
+    pd.testing.assert_frame_equal(back.frequentist.summary(), res.frequentist.summary())
+    assert type(back.frequentist) is type(res.frequentist)
     if which == "bmr02":
         row = res.posterior.X[0]
         assert back.posterior.predict(row).quantile(0.9) == res.posterior.predict(row).quantile(0.9)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..config import DEFAULTS
 from ..errors import InputError, Problem
@@ -536,6 +537,8 @@ def bayes_rma(
     if model == "subgroup":
         extras.update(_subgroup_extras(layout, effects, tau))
         warnings_ += extras["flag_messages"]
+    if model != "pooled":
+        extras["twin_design"] = _twin_design(layout, subgroup)
     return BayesResult(posterior=posterior, engine=engine, model=model, yi=effects.yi,
                        vi=effects.vi, labels=effects.labels, measure=effects.measure,
                        priors=priors, frequentist=twin, idata=idata, diagnostics=diag,
@@ -557,11 +560,42 @@ def _data_warnings(effects: EffectData) -> list[str]:
     return out
 
 
+def _twin_design(layout: Layout, subgroup: str | None) -> dict[str, Any]:
+    """What :func:`load` needs to refit the REML twin of a subgroup or regression model: the
+    per-study subgroup levels, or the design matrix with its term names (the moderator columns
+    themselves are not stored)."""
+    if layout.kind == "subgroup":
+        levels = [n[3:-1] for n in layout.coef_names]
+        return {"subgroup": subgroup,
+                "levels": [levels[j] for j in np.argmax(layout.X, axis=1)]}
+    return {"terms": list(layout.coef_names), "matrix": np.asarray(layout.X, float).tolist()}
+
+
+def _twin_from_design(effects: EffectData, design: Mapping[str, Any],
+                      level: float) -> tuple[Any, list[str]]:
+    if "subgroup" in design:
+        frame = pd.DataFrame({design["subgroup"]: design["levels"]})
+        return _frequentist_twin(effects, level=level, subgroup=design["subgroup"], data=frame)
+    terms, X = list(design["terms"]), np.asarray(design["matrix"], float)
+    keep = [j for j, t in enumerate(terms) if t != "intercept"]
+    frame = pd.DataFrame({terms[j]: X[:, j] for j in keep})
+    # Backticks keep formulaic's own term names (e.g. comparator[T.passive]) as column names,
+    # so the refitted twin's coefficients carry the names of the original fit.
+    formula = "~ " + ("" if "intercept" in terms else "0 + ") + " + ".join(
+        f"`{terms[j]}`" for j in keep)
+    return _frequentist_twin(effects, level=level, mods=formula, data=frame)
+
+
 def load(path: str | os.PathLike) -> BayesResult:
     """Read a result saved by ``result.save(path)``, verifying its hash, and re-attach its
-    REML twin (recomputed from the stored data)."""
+    REML twin (recomputed from the stored data and, for subgroup and meta-regression models,
+    the stored design)."""
     result = _load_file(path)
     effects = resolve_effects(result.yi, result.vi, labels=list(result.labels),
                               measure=result.measure)
-    twin, _ = _frequentist_twin(effects, level=result.level)
+    design = result.extras.get("twin_design")
+    if design is None:
+        twin, _ = _frequentist_twin(effects, level=result.level)
+    else:
+        twin, _ = _twin_from_design(effects, design, result.level)
     return dataclasses.replace(result, frequentist=twin)
