@@ -36,7 +36,7 @@ class Defaults:
         default prior is defined; for raw-scale measures (MD, bare arrays) the user must choose.
     tau_prior_standardised, mu_prior_standardised
         Default priors (``to_dict()`` form) for standardised measures: HalfNormal(0.5) on tau
-        (Friede et al. 2017, doi:10.1002/jrsm.1218) and Normal(0, 4) on mu.
+        (Friede et al. 2017, doi:10.1002/jrsm.1217) and Normal(0, 4) on mu.
     reml_tol
         Convergence threshold on |delta tau2| for Fisher scoring (metafor's default is 1e-5;
         we iterate to the tight value the references were computed with).

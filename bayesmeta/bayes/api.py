@@ -418,7 +418,7 @@ def bayes_rma(
     ``y_i ~ N(theta_i, v_i)``, ``theta_i ~ N(x_i' beta, tau^2)`` with priors on tau and beta.
     The pooled model (``x_i = 1``, ``beta = mu``) is R bayesmeta's ``bayesmeta(y, sigma,
     tau.prior, mu.prior)``; meta-regression is its ``bmr()`` (Röver 2020,
-    doi:10.18637/jss.v093.i06; Röver & Friede 2023, doi:10.1002/jrsm.1622).
+    doi:10.18637/jss.v093.i06; Röver & Friede 2023, doi:10.1016/j.cmpb.2022.107303).
 
     Parameters
     ----------

@@ -231,7 +231,7 @@ class LocationPrior(Prior):
 class HalfNormal(TauPrior):
     """Half-normal prior on tau: density ``2 * N(tau; 0, scale^2)`` for tau >= 0.
 
-    Friede et al. 2017 (doi:10.1002/jrsm.1218) recommend scale 0.5 or 1 for log-OR; bayesmeta's
+    Friede et al. 2017 (doi:10.1002/jrsm.1217) recommend scale 0.5 or 1 for log-OR; bayesmeta's
     ``dhalfnormal(t, scale)``.
     """
 
