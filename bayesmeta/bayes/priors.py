@@ -118,12 +118,13 @@ class Prior:
                          for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
 
-    def describe(self) -> str:
-        """One line for humans, e.g. ``"half-normal(scale=0.5) on tau"``."""
+    def describe(self, *, citation: bool = True) -> str:
+        """One line for humans, e.g. ``"half-normal(scale=0.5) on tau"``; ``citation=False``
+        leaves out the reference of a published preset (for legends)."""
         text = self._describe_core()
         if self.label is not None:
             text += f" [{self.label}]"
-        if self.citation is not None:
+        if citation and self.citation is not None:
             text += f"; {self.citation}"
         return text
 

@@ -73,6 +73,13 @@ def new_axes_array(ax: Any, n: int, *, figsize: tuple[float, float] | None = Non
     return created.ravel()
 
 
+def wrap(text: str, width: int = 70) -> str:
+    """Break a long legend entry over lines so the legend stays within the figure."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def interval_name(level: float, kind: str) -> str:
     """``"95% equal-tailed"`` / ``"90% shortest"``: coverage and kind of a credible interval."""
     return f"{100 * level:g}% {'equal-tailed' if kind == 'eti' else 'shortest'}"

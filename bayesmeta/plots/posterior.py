@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from ..bayes import priors as P
 from ..bayes.analytic import NormalPosterior
 from ..bayes.exact import ExactPosterior
+from ..bayes.exact_regression import ExactRegressionPosterior
 from ..clinical import ClinicalRelevance
 from ..config import DEFAULTS
 from ..errors import InputError, Problem
@@ -33,7 +34,7 @@ def posterior_density(result: BayesResult, param: str, x: np.ndarray
     """(x, density) of ``param``: the engine's own density on ``x``, or arviz's KDE of the
     draws (on arviz's grid)."""
     post = result.posterior
-    if isinstance(post, ExactPosterior | NormalPosterior):
+    if isinstance(post, ExactPosterior | NormalPosterior | ExactRegressionPosterior):
         return x, np.asarray(post.pdf(param, x), float)
     if isinstance(post, DrawsPosterior):
         import arviz as az
@@ -179,10 +180,10 @@ def plot_tau(result: BayesResult, *, ax: Axes | None = None) -> Axes:
     prior = P.from_dict(result.priors["tau"])
     if prior.is_proper:
         ax.plot(x, np.asarray(prior.pdf(x), float), color=S.PRIOR, lw=1.3, ls="--",
-                gid="prior", label=f"prior: {prior.describe()}")
+                gid="prior", label=f"prior: {S.wrap(prior.describe(citation=False))}")
     else:
         ax.plot([], [], color=S.PRIOR, ls="--",
-                label=f"prior: {prior.describe()} (improper, not drawn)")
+                label=f"prior: {S.wrap(prior.describe(citation=False))} (improper, not drawn)")
     twin = result.frequentist
     if isinstance(twin, RmaResult) and twin.method != "EE":
         ax.axvline(twin.tau, color=S.REML, lw=1.1, ls=":", gid="reml",
