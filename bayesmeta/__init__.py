@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "clinical_relevance": "bayesmeta.clinical",
     "reanalyse": "bayesmeta.clinical",
     "simulate": "bayesmeta.simulation",
+    "parse_spec": "bayesmeta.spec",
+    "run_spec": "bayesmeta.pipeline",
     "InputError": "bayesmeta.errors",
     "DEFAULTS": "bayesmeta.config",
 }

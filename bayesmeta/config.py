@@ -59,6 +59,9 @@ class Defaults:
         doi:10.1214/20-BA1221).
     draws, tune, chains, target_accept
         NUTS settings. 4 chains x 1000 draws reach the gate's ESS for the normal-normal model.
+    pareto_k_max
+        Pareto k above which a study's PSIS-LOO estimate is unreliable (Vehtari et al. 2024,
+        doi:10.48550/arXiv.1507.02646; arviz's ``good_k`` for draws of a few thousand).
     se_ratio_warn
         Ratio of the largest to the smallest standard error above which a warning is recorded
         (as bayesmeta does): quadrature and sampling both get fragile there.
@@ -113,6 +116,7 @@ class Defaults:
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.9
+    pareto_k_max: float = 0.7
     se_ratio_warn: float = 1000.0
     outlier_alpha: float = 0.05
     trimfill_maxiter: int = 100

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import DEFAULTS
 from .results import BayesResult
 
 
@@ -47,7 +48,7 @@ class PPCResult:
     elpd_loo, elpd_loo_se, p_loo
         PSIS-LOO expected log predictive density, its standard error and effective parameters.
     warnings
-        E.g. studies with Pareto k > 0.7 (LOO unreliable for them).
+        E.g. studies with Pareto k > ``DEFAULTS.pareto_k_max`` (LOO unreliable for them).
     """
 
     studies: pd.DataFrame
@@ -66,7 +67,7 @@ class PPCResult:
             "elpd_loo": self.elpd_loo,
             "elpd_loo_se": self.elpd_loo_se,
             "p_loo": self.p_loo,
-            "n_pareto_k_high": int((self.studies["pareto_k"] > 0.7).sum())
+            "n_pareto_k_high": int((self.studies["pareto_k"] > DEFAULTS.pareto_k_max).sum())
             if "pareto_k" in self.studies else None,
             "ppp_mixed_extreme": int(((self.studies["ppp_mixed"] < 0.025)
                                       | (self.studies["ppp_mixed"] > 0.975)).sum()),
@@ -133,10 +134,10 @@ def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
         log_weights, _ = az.psislw(-loglik.T)
         studies["loo_pit"] = np.asarray(az.loo_pit(y=y, y_hat=y_mixed.T,
                                                    log_weights=np.asarray(log_weights)))
-        high = studies.index[studies["pareto_k"] > 0.7].tolist()
+        high = studies.index[studies["pareto_k"] > DEFAULTS.pareto_k_max].tolist()
         if high:
-            warnings.append(f"Pareto k > 0.7 for {', '.join(map(str, high))}: LOO is "
-                            "unreliable for these studies")
+            warnings.append(f"Pareto k > {DEFAULTS.pareto_k_max:g} for "
+                            f"{', '.join(map(str, high))}: LOO is unreliable for these studies")
     return PPCResult(studies=studies, q_obs=q_obs, q_rep=q_rep,
                      ppp_q=float((q_rep >= q_obs).mean()), elpd_loo=elpd,
                      elpd_loo_se=elpd_se, p_loo=p_loo, warnings=tuple(warnings))

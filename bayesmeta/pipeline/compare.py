@@ -64,7 +64,7 @@ def compare_models(results: Sequence[AnalysisResult], rec: Recorder) -> list[Loo
         warns = []
         if "warning" in table and table["warning"].astype(bool).any():
             flagged = table.loc[table["warning"].astype(bool), "model"].tolist()
-            warns.append(f"LOO {key}: Pareto k > 0.7 for some studies of "
+            warns.append(f"LOO {key}: Pareto k above arviz's threshold for some studies of "
                          f"{', '.join(flagged)}; the elpd estimates are unreliable there")
         rec.warn("loo_compare", warns)
         out.append(LooComparison(key, names, table, tuple(warns)))

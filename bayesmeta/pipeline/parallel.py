@@ -7,9 +7,9 @@ their small outputs (PNG bytes, file names, notes) travel back. Fork also spares
 "main module re-imported" trap of spawn-based pools when ``run_spec`` is called from a script.
 
 Where fork is unavailable (not POSIX), with ``workers <= 1``, or for a single job, the jobs run
-in this process. A pool that does not finish within ``timeout`` seconds is terminated and the
-unfinished jobs run here instead (recorded), so a stuck worker can cost time but never hangs
-the run.
+in this process. A pool in which no job finishes for ``timeout`` seconds (each job takes a few
+seconds at most) is terminated and the unfinished jobs run here instead (recorded), so a worker
+stuck on a lock inherited at fork costs at most ``timeout`` seconds and never hangs the run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _run(i: int) -> tuple[int, Any]:
     return i, _JOBS[i]()
 
 
-def run_jobs(jobs: Sequence[Callable[[], Any]], workers: int, *, timeout: float = 900.0
+def run_jobs(jobs: Sequence[Callable[[], Any]], workers: int, *, timeout: float = 120.0
              ) -> tuple[list[Any], list[str]]:
     """Results of ``jobs`` in order, and notes (e.g. a fallback to serial execution).
 
@@ -49,11 +49,12 @@ def run_jobs(jobs: Sequence[Callable[[], Any]], workers: int, *, timeout: float 
                     i, value = pending.next(timeout=max(left, 0.0))
                 except mp.TimeoutError:
                     pool.terminate()
-                    notes.append(f"output workers did not finish within {timeout:g} s; "
+                    notes.append(f"output workers made no progress for {timeout:g} s; "
                                  f"{len(jobs) - len(results)} job(s) were run in the main "
                                  "process instead")
                     break
                 results[i] = value
+                start = time.perf_counter()  # the timeout bounds a stall, not the whole pool
     finally:
         _JOBS = []
     for i, job in enumerate(jobs):

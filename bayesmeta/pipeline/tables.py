@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..config import DEFAULTS
 from ..frequentist.rma import SubgroupResult
 from ..results import BayesResult
 
@@ -414,7 +415,8 @@ def ppc_table(run: RunResult) -> pd.DataFrame:
         rows.append({"analysis": r.name, **d})
     return _frame(rows, "Posterior predictive checks (Q discrepancy ppp-value, PSIS-LOO)",
                   {"q_obs": "observed Q", "ppp_q": "P(Q_rep >= Q_obs)", "elpd_loo": "elpd_loo",
-                   "elpd_loo_se": "SE", "p_loo": "p_loo", "n_pareto_k_high": "Pareto k > 0.7",
+                   "elpd_loo_se": "SE", "p_loo": "p_loo",
+                   "n_pareto_k_high": f"Pareto k > {DEFAULTS.pareto_k_max:g}",
                    "ppp_mixed_extreme": "studies with extreme mixed ppp"})
 
 

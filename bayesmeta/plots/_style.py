@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
+from ..config import DEFAULTS  # noqa: E402
 from ..errors import InputError, Problem  # noqa: E402
 
 # One colour per kind of quantity, the same in every figure, so a reader learns them once.
@@ -36,9 +37,9 @@ ROW_HEIGHT = 0.32
 MIN_HEIGHT = 2.8
 PANEL_HEIGHT = 3.2
 
-# Pareto k above which PSIS-LOO is unreliable for a study (Vehtari et al. 2017,
-# doi:10.1007/s11222-016-9696-4); the threshold bayesmeta.ppc warns at.
-PARETO_K_THRESHOLD = 0.7
+# Pareto k above which PSIS-LOO is unreliable for a study (Vehtari et al. 2024,
+# doi:10.48550/arXiv.1507.02646); DEFAULTS.pareto_k_max, the threshold bayesmeta.ppc warns at.
+PARETO_K_THRESHOLD = DEFAULTS.pareto_k_max
 
 
 def rows_height(n_rows: int) -> float:

@@ -451,7 +451,7 @@ def _ppc_blocks(r: AnalysisResult, figs: FigureMaker, draw: bool = True) -> list
             "predictive p-value")
     if d.get("elpd_loo") is not None:
         text += (f"; elpd_loo = {d['elpd_loo']:.2f} (SE {d['elpd_loo_se']:.2f}), "
-                 f"{d['n_pareto_k_high']} Pareto k > 0.7")
+                 f"{d['n_pareto_k_high']} Pareto k > {DEFAULTS.pareto_k_max:g}")
     out: list[Any] = [Paragraph(text + ".")]
     if draw:
         out.append(figs.make(f"ppc_{r.name}", "Posterior predictive checks",
