@@ -59,6 +59,31 @@ class Defaults:
         doi:10.1214/20-BA1221).
     draws, tune, chains, target_accept
         NUTS settings. 4 chains x 1000 draws reach the gate's ESS for the normal-normal model.
+    seed
+        Seed of a NUTS fit when the caller passes none (fits are reproducible by default).
+    backend
+        NUTS backend: ``"nutpie"`` (compiled once per model structure, then reused with new
+        data) or ``"pymc"`` (PyMC's own sampler; rebuilds the graph for every fit).
+    parametrisation
+        First parametrisation tried by NUTS: ``"noncentred"`` (theta = mu + tau z), which has
+        no funnel when the studies are imprecise relative to tau; the diagnostics gate falls
+        back to ``"marginal"`` and ``"centred"`` on failure.
+    omega_prior
+        Default prior (``to_dict()`` form) on omega, the between-subgroup SD of partially pooled
+        subgroup means (``bayes_rma(..., subgroup=..., subgroup_pooling=True)``). ``None`` means
+        the tau prior of the same fit: it is on the scale of the effects whatever the measure
+        (for raw-scale data the user's own tau prior), and a spread of subgroup means about as
+        large as the spread of studies within a subgroup is plausible a priori.
+    subgroup_min_k_separate_tau
+        A subgroup with fewer studies than this under ``tau="separate"`` is flagged: its tau
+        posterior mostly returns the tau prior, so its predictive interval is not a finding.
+    subgroup_min_k_shared_tau
+        A subgroup with fewer studies than this under a shared tau is flagged: its mean rests on
+        one or two studies and on the tau estimated from the other subgroups, so neither its
+        mean nor its predictive interval says anything about heterogeneity within it.
+    ppc_draws
+        Joint draws taken from an exact posterior for its posterior predictive checks
+        (``ppc``; as many as a default NUTS fit has). NUTS results use all their own draws.
     pareto_k_max
         Pareto k above which a study's PSIS-LOO estimate is unreliable (Vehtari et al. 2024,
         doi:10.48550/arXiv.1507.02646; arviz's ``good_k`` for draws of a few thousand).
@@ -76,6 +101,12 @@ class Defaults:
         ``cor.test(..., exact=TRUE)``) when there are no ties and k is at most this; above it,
         the normal approximation (the exact distribution costs seconds at k = 1000, and the two
         agree to ~1e-3 there).
+    plan_ess_min
+        Bulk and tail ESS a plan's primary NUTS fit must reach on its headline parameters (mu
+        or the subgroup means or coefficients, and tau): the review's plan asks for 1000, more
+        than the gate's ``ess_min``. A fit below it is redrawn with proportionally more draws
+        (the compiled sampler is reused, so this costs seconds), at most
+        ``plan_ess_max_factor`` times the planned draws.
     quick_draws, quick_tune
         NUTS draws and tuning steps per chain of a ``--quick`` run (smoke tests: the exact
         engine is used wherever it exists, and NUTS fits left over are shortened to these; the
@@ -116,11 +147,20 @@ class Defaults:
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.9
+    seed: int = 0
+    backend: str = "nutpie"
+    parametrisation: str = "noncentred"
+    omega_prior: MappingProxyType | None = None
+    subgroup_min_k_separate_tau: int = 5
+    subgroup_min_k_shared_tau: int = 3
+    ppc_draws: int = 4000
     pareto_k_max: float = 0.7
     se_ratio_warn: float = 1000.0
     outlier_alpha: float = 0.05
     trimfill_maxiter: int = 100
     rank_test_exact_max_k: int = 300
+    plan_ess_min: float = 1000.0
+    plan_ess_max_factor: int = 4
     quick_draws: int = 300
     quick_tune: int = 300
     report_dpi: int = 80

@@ -412,3 +412,40 @@ def test_nuts_fits_share_one_compiled_sampler():
                                    "by_comparator_pain_long", "metareg_pain_long")
     assert set(comparison.table["model"]) == set(comparison.analyses)
     assert all(c.passed for c in run.checks if c.name.startswith("gate"))
+
+
+def _ar1_draws(rho: float, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros((4, n))
+    for t in range(1, n):
+        x[:, t] = rho * x[:, t - 1] + rng.normal(size=4)
+    return x
+
+
+def test_primary_fit_below_the_plans_ess_is_redrawn_with_more_draws():
+    from types import SimpleNamespace
+
+    from bayesmeta.pipeline.analyses import _headline_ess, _reach_ess
+    from bayesmeta.pipeline.record import Recorder
+
+    def fake(draws: int, rho: float) -> SimpleNamespace:
+        post = SimpleNamespace(draws={"mu": _ar1_draws(rho, draws, 1),
+                                      "tau": np.abs(_ar1_draws(0.0, draws, 2)),
+                                      "Study A": _ar1_draws(0.99, draws, 3)})
+        return SimpleNamespace(params=("mu", "tau", "Study A"), extras={}, posterior=post)
+
+    sticky = fake(1000, 0.8)           # ESS of mu ~ 4000 x 0.2 / 1.8 ~ 450
+    ess, worst = _headline_ess(sticky)
+    assert ess < 1000 and worst == "mu"  # study effects are not headline parameters
+    asked = []
+    rec = Recorder("test")
+    better = _reach_ess(sticky, rec, "primary", {"draws": 1000},
+                        lambda draws: asked.append(draws) or fake(draws, 0.8))
+    assert len(asked) == 1 and 2000 < asked[0] <= 4000   # proportional, capped at 4x
+    assert _headline_ess(better)[0] >= 1000
+    assert "redrawn with" in rec.notes[0] and "still short" not in rec.notes[0]
+    # a fit that already reaches it is kept as it is, without a note
+    fine = fake(1000, 0.0)
+    rec = Recorder("test")
+    assert _reach_ess(fine, rec, "primary", {"draws": 1000}, lambda d: 1 / 0) is fine
+    assert rec.notes == []

@@ -21,6 +21,7 @@ What runs for each kind of analysis:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,11 +173,49 @@ def _fit_bayes(settings: FitSettings, rec: Recorder, step: str, rows: pd.DataFra
                 raise
             rec.note(f"{step}: the exact engine cannot fit this {kind} model ({exc}); NUTS "
                      "was used instead")
+    nuts = settings.nuts_settings()
     with rec.step(step):
-        result = bayes_rma("yi", "vi", engine="nuts", seed=seed, **settings.nuts_settings(),
-                           **common)
+        result = bayes_rma("yi", "vi", engine="nuts", seed=seed, **nuts, **common)
+        if not settings.quick:
+            result = _reach_ess(result, rec, step, nuts, lambda draws: bayes_rma(
+                "yi", "vi", engine="nuts", seed=seed, **{**nuts, "draws": draws}, **common))
     rec.warn(step, result.warnings)
     return result
+
+
+def _headline_ess(result: BayesResult) -> tuple[float, str]:
+    """The smallest bulk or tail ESS over the headline parameters (the means or coefficients
+    and tau), and which parameter it is."""
+    from ..bayes.diagnostics import diagnostics_table
+
+    terms = set(result.extras.get("terms", ()))
+    names = [p for p in result.params
+             if p in terms or p in ("mu", "tau") or p.startswith(("mu[", "tau["))]
+    draws = getattr(result.posterior, "draws", {})
+    table = diagnostics_table({p: draws[p] for p in names if p in draws})
+    if table.empty:
+        return float("inf"), ""
+    ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
+    return float(ess.min()), str(ess.idxmin())
+
+
+def _reach_ess(result: BayesResult, rec: Recorder, step: str, nuts: dict[str, Any],
+               refit: Any) -> BayesResult:
+    """Redraw a fit whose headline ESS is below ``DEFAULTS.plan_ess_min`` with proportionally
+    more draws (recorded)."""
+    from ..config import DEFAULTS
+
+    ess, worst = _headline_ess(result)
+    if ess >= DEFAULTS.plan_ess_min:
+        return result
+    cap = nuts["draws"] * DEFAULTS.plan_ess_max_factor
+    draws = min(cap, math.ceil(nuts["draws"] * 1.2 * DEFAULTS.plan_ess_min / max(ess, 1.0)))
+    better = refit(draws)
+    new_ess, new_worst = _headline_ess(better)
+    rec.note(f"{step}: ESS {ess:.0f} ({worst}) < {DEFAULTS.plan_ess_min:g} with "
+             f"{nuts['draws']} draws per chain; redrawn with {draws}: ESS {new_ess:.0f}"
+             + ("" if new_ess >= DEFAULTS.plan_ess_min else f" ({new_worst}), still short"))
+    return better
 
 
 def _relevance(result: BayesResult, outcome: OutcomeSpec, settings: FitSettings,
