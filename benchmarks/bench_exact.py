@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "reference"
 TARGET_SPEEDUP = 100.0
@@ -39,15 +38,6 @@ def _full_result(effects, tau_prior, mu_prior) -> dict:
     table = post.quantile_table([0.025, 0.5, 0.975])  # mu, tau, theta_new, every study
     moments = {p: (post.mean(p), post.sd(p)) for p in post.params}
     return {"table": table, "moments": moments, "nodes": post.tau.size}
-
-
-def _median_ms(func, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        func()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -86,7 +76,7 @@ def main() -> None:
             return _full_result(effects, priors.ImproperUniform(), None)
 
         nodes = run()["nodes"]  # warm-up
-        ms = _median_ms(run, args.reps)
+        ms = median_ms(run, args.reps)
         ref = bayesmeta_ms[effects.k]
         ratio = ref / ms
         worst = min(worst, ratio)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "reference"
 
@@ -27,15 +26,6 @@ def _effects(name: str, key: str | None = None) -> tuple[np.ndarray, np.ndarray]
     analyses = doc["analyses"]
     analysis = analyses[key] if key else max(analyses.values(), key=lambda a: a["k"])
     return np.asarray(analysis["yi"], dtype=float), np.asarray(analysis["vi"], dtype=float)
-
-
-def _median_ms(func, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        func()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -57,8 +47,8 @@ def main() -> None:
             warnings.simplefilter("ignore")
             fit = rma(y, v)
             influence(fit)  # warm-up
-            t_inf = _median_ms(lambda fit=fit: influence(fit), args.reps)
-            t_loo = _median_ms(lambda fit=fit: leave_one_out(fit), args.reps)
+            t_inf = median_ms(lambda fit=fit: influence(fit), args.reps)
+            t_loo = median_ms(lambda fit=fit: leave_one_out(fit), args.reps)
         k = y.size
         base = metafor_fit_ms.get(k)
         if base is None:
