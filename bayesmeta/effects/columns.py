@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import Problem
-from ..inputs import study_labels
+from ..inputs import row_labels
 
 __all__ = ["Field", "ArgumentReader", "row_labels", "is_missing"]
 
@@ -44,15 +44,6 @@ def _to_float(value: Any) -> float | None:
         except ValueError:
             return None
     return None
-
-
-def row_labels(data: pd.DataFrame | None) -> tuple[str, ...] | None:
-    """Study labels of ``data`` rows when the table carries any (study_id, label, index)."""
-    if data is None:
-        return None
-    informative = ("study_id" in data.columns or "label" in data.columns
-                   or not isinstance(data.index, pd.RangeIndex))
-    return study_labels(data, len(data)) if informative else None
 
 
 @dataclass
