@@ -10,7 +10,7 @@ import pytest
 
 from bayesmeta import escalc, split_shared_groups
 from bayesmeta.effects import check_shared_groups, find_shared_groups
-from bayesmeta.errors import BayesmetaWarning
+from bayesmeta.errors import BayesmetaWarning, InputError
 
 
 def _three_arm() -> pd.DataFrame:
@@ -129,3 +129,74 @@ def test_independent_comparisons_are_not_flagged_in_auto_mode():
     # ... while the caller can insist that arm 2 is shared (sizes then must agree)
     forced = find_shared_groups(table.assign(n2=[21, 21]), shared="control")
     assert [g.arm for g in forced] == [2]
+
+
+# escalc runs the same check when the arms come from metafor keywords: the columns may have any
+# name, so it reads the values escalc itself read (issue 2: a shared control was missed when the
+# multi-arm table was passed with m1i=..., n2i=...).
+KEYWORDS = dict(m1i="change_mean1", sd1i="change_sd1", n1i="n1", m2i="change_mean2",
+                sd2i="change_sd2", n2i="n2")
+
+
+def test_escalc_with_metafor_keywords_warns_about_the_shared_control():
+    with pytest.warns(BayesmetaWarning) as caught:
+        out = escalc("SMD", _three_arm(), **KEYWORDS)
+    (text,) = out.attrs["escalc"]["warnings"]
+    assert text == (
+        "study Smith 2015: the control arm (arm 2) (n=50) is used by 2 comparisons (1, 2; rows "
+        "2, 3) of the analysis outcome=pain, follow_up=short; pooling them double-counts its "
+        "participants (Cochrane Handbook 23.3.4: split_shared_groups divides its n across the "
+        "comparisons)")
+    assert [str(w.message) for w in caught] == [text]
+    # columns named as in the study table: split_shared_groups applies, and silences the check
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BayesmetaWarning)
+        split = escalc("SMD", split_shared_groups(_three_arm()), **KEYWORDS)
+    assert split["vi"][1] > out["vi"][1]
+
+
+def test_keyword_columns_of_other_names_are_checked_and_the_remedy_named():
+    table = _three_arm().rename(columns={"n1": "n_exp", "n2": "n_ctl", "change_sd2": "sd_ctl"})
+    with pytest.warns(BayesmetaWarning, match="double-counts"):
+        out = escalc("MD", table, **{**KEYWORDS, "n1i": "n_exp", "n2i": "n_ctl",
+                                     "sd2i": "sd_ctl"})
+    (text,) = out.attrs["escalc"]["warnings"]
+    assert text.startswith("study Smith 2015: the control arm (arm 2) (n=50) is used by 2 "
+                           "comparisons (1, 2; rows 2, 3)")
+    assert text.endswith(
+        ". split_shared_groups reads the study-table columns n1, n2, but escalc read the arms "
+        "from m1i=change_mean1, sd1i=change_sd1, n1i=n_exp, m2i=change_mean2, sd2i=sd_ctl, "
+        "n2i=n_ctl: divide the shared arm's n by the number of comparisons before escalc "
+        "instead")
+
+
+def test_keyword_2x2_tables_with_non_events_find_the_shared_arm():
+    # one individualized arm (12/40) against two controls, given as events and non-events
+    table = pd.DataFrame({"study_id": ["Ng 2020"] * 2, "comparison_id": ["active", "passive"],
+                          "ev_i": [12, 12], "no_i": [28, 28], "ev_c": [15, 20], "no_c": [26, 19]})
+    with pytest.warns(BayesmetaWarning, match=r"study Ng 2020: the experimental arm \(arm 1\) "
+                                              r"\(n=40\) is used by 2 comparisons \(active, "
+                                              r"passive; rows 1, 2\)"):
+        out = escalc("OR", table, ai="ev_i", bi="no_i", ci="ev_c", di="no_c")
+    assert out.attrs["escalc"]["warnings"][0].endswith(
+        "divide the shared arm's counts (events and non-events) by the number of comparisons "
+        "before escalc instead")
+
+
+def test_keyword_tables_without_study_id_or_shared_arms_stay_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BayesmetaWarning)
+        no_ids = escalc("MD", _three_arm().drop(columns=["study_id"]), **KEYWORDS)
+        arrays = escalc("MD", m1i=[-1.5, -2.2], sd1i=[1.4, 1.4], n1i=[25, 26],
+                        m2i=[-0.5, -0.5], sd2i=[1.2, 1.2], n2i=[50, 50])
+        ford = escalc("MD", _three_arm().iloc[:2], **KEYWORDS)
+    assert no_ids.attrs["escalc"]["warnings"] == arrays.attrs["escalc"]["warnings"] == []
+    assert ford.attrs["escalc"]["warnings"] == []
+
+
+def test_keyword_table_with_a_duplicated_comparison_is_an_error():
+    table = _three_arm()
+    table.loc[2, ["n1", "change_mean1"]] = [25, -1.5]  # comparison 2 now copies comparison 1
+    with pytest.raises(InputError, match=r"study Smith 2015, column comparison_id: 1, 2; rows "
+                                         r"2, 3 have identical data in both arms"):
+        escalc("MD", table, **KEYWORDS)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import DEFAULTS
 from ..errors import InputError, Problem, raise_if, warn
-from ..inputs import MEASURE_ATTR
+from ..inputs import ESCALC_ATTR, MEASURE_ATTR
 from .binary import ZERO_CELL_RULES, double_zero_rows, zero_cell_correction
 from .changes import (
     SCHEMA_COUNT_COLUMNS,
@@ -23,7 +23,7 @@ from .changes import (
     read_study_table_means,
 )
 from .columns import ArgumentReader
-from .multiarm import find_shared_groups
+from .multiarm import SPLIT_COLUMN, find_shared_groups
 from .readers import (
     CountInputs,
     MeansInputs,
@@ -37,8 +37,8 @@ from .registry import FAMILIES, Measure, get_measure
 
 __all__ = ["escalc", "ESCALC_ATTR", "PREPOST_R_COLUMN"]
 
-#: key of ``DataFrame.attrs`` holding the record of how the effect sizes were computed
-ESCALC_ATTR = "escalc"
+# ESCALC_ATTR (defined in ..inputs, which reads the record back) is re-exported here
+
 #: column added where a change-score SD was imputed: the pre-post correlation used in that row
 PREPOST_R_COLUMN = "prepost_r_used"
 
@@ -131,7 +131,9 @@ def escalc(
         2x2 measures only. ``False`` (metafor's default): a study with no events in either arm
         (or only events) is kept and computed with the correction, with a warning recorded.
         ``True``: its ``yi``/``vi`` are set to NaN, and the rows and reason are recorded in
-        ``attrs["escalc"]["dropped"]`` (metafor's ``drop00=TRUE``); never silent.
+        ``attrs["escalc"]["dropped"]`` (metafor's ``drop00=TRUE``); never silent. ``rma`` and
+        ``bayes_rma`` then leave those studies out, with a warning naming each
+        (:func:`bayesmeta.inputs.resolve_effects`), as metafor's ``rma`` omits NA rows.
     sign
         ``+1`` or ``-1``; every ``yi`` is multiplied by it (metafor's ``flip``). With ``+1``,
         ``yi`` is arm 1 minus arm 2; for change scores (follow-up minus baseline) on a scale
@@ -160,7 +162,9 @@ def escalc(
     -----
     BayesmetaWarning
         For double-zero studies, drop00 exclusions and groups shared by several comparisons
-        (also listed in ``attrs["escalc"]["warnings"]``).
+        (also listed in ``attrs["escalc"]["warnings"]``). The shared-group check
+        (:func:`~bayesmeta.effects.find_shared_groups`) runs for a study table and, with data
+        keywords, whenever ``data`` has a ``study_id`` column (means and 2x2 measures).
     """
     m = get_measure(measure)
     if data is not None and not isinstance(data, pd.DataFrame):
@@ -230,9 +234,11 @@ def escalc(
     _check_finite(m, yi, vi, add, to, reader, record)
     raise_if(reader.problems, context)
 
-    if schema and data is not None and m.family in ("means", "table"):
-        for group in find_shared_groups(data):
-            record["warnings"].append(group.describe())
+    view = _multiarm_view(data, m, schema, inputs)
+    if view is not None:
+        remark = "" if schema else _split_remark(reader, m)
+        for group in find_shared_groups(view):
+            record["warnings"].append(group.describe() + remark)
     for text in record["warnings"]:
         warn(text, stacklevel=3)
     return _assemble(data, yi, vi, m, inputs, record)
@@ -350,6 +356,50 @@ def _check_finite(
         reader.problem(f"the {m.name} cannot be computed for this study: yi = {yi[i]:g}, vi = "
                        f"{vi[i]:g}{hint}", int(i), "yi" if not np.isfinite(yi[i]) else "vi",
                        float(yi[i]) if not np.isfinite(yi[i]) else float(vi[i]))
+
+
+def _multiarm_view(
+    data: pd.DataFrame | None, m: Measure, schema: bool, inputs: MeansInputs | CountInputs
+) -> pd.DataFrame | None:
+    """The table the shared-group check reads, or ``None`` when there is nothing to check.
+
+    A study table is checked as it is. With metafor keywords the arm values may sit in any
+    columns, so the check reads them as escalc did: the table's identifying columns plus, per
+    arm, n, mean and SD (means) or events and n (2x2 tables), under the schema's names.
+    """
+    if data is None or m.family not in ("means", "table"):
+        return None
+    if schema:
+        return data
+    if "study_id" not in data.columns:
+        return None
+    ids = [c for c in ("study_id", "comparison_id", "outcome", "follow_up", SPLIT_COLUMN)
+           if c in data.columns]
+    view = data[ids].reset_index(drop=True)
+    k = len(view)
+    if isinstance(inputs, MeansInputs):
+        arms = {"n": (inputs.n1, inputs.n2), "change_mean": (inputs.m1, inputs.m2),
+                "change_sd": (inputs.sd1, inputs.sd2)}
+        columns = {f"{name}{arm}": np.broadcast_to(f.values, k)
+                   for name, pair in arms.items() for arm, f in zip((1, 2), pair, strict=True)}
+    else:
+        ai, bi, ci, di = (np.broadcast_to(c, k) for c in inputs.cells)
+        columns = {"events1": ai, "n1": ai + bi, "events2": ci, "n2": ci + di}
+    return view.assign(**columns)
+
+
+def _split_remark(reader: ArgumentReader, m: Measure) -> str:
+    """What to do about a shared group when :func:`split_shared_groups` cannot see the arms."""
+    schema_names = dict(SCHEMA_COUNT_COLUMNS["table"])
+    if m.family == "means":
+        schema_names = {"n1i": "n1", "n2i": "n2"}
+    if all(reader.sources.get(kw) == col for kw, col in schema_names.items()):
+        return ""
+    read = ", ".join(f"{kw}={reader.sources[kw]}" for kw in reader.sources)
+    what = "n" if m.family == "means" else "counts (events and non-events)"
+    return (f". split_shared_groups reads the study-table columns "
+            f"{', '.join(schema_names.values())}, but escalc read the arms from {read}: divide "
+            f"the shared arm's {what} by the number of comparisons before escalc instead")
 
 
 def _describe_r(prepost_r: Any) -> Any:
