@@ -272,10 +272,45 @@ def test_smdh_closed_form():
     assert h2["vi"][0] == pytest.approx(_c(50) ** 2 * v2, rel=1e-13)
 
 
+def test_smdh_worked_example_from_metafor_formula():
+    """A worked SMDH example, computed by hand from metafor's formula (R/escalc.r, measure
+    "SMDH": yi = c(m) (m1 - m2) / s with s = sqrt((sd1^2 + sd2^2)/2), vi = c(m)^2 [yi^2
+    (sd1^4/(n1-1) + sd2^4/(n2-1)) / (2 (sd1^2 + sd2^2)^2) + (sd1^2/(n1-1) + sd2^2/(n2-1)) / s^2],
+    where 2 (sd1^2 + sd2^2)^2 = 8 s^4). R is not installed on this machine, so the value was not
+    produced by running metafor; every step is written out instead.
+
+    Mean change -2.5 (SD 2.0, n 41) in arm 1 against -1.0 (SD 1.0, n 26) in arm 2:
+      s^2 = (4 + 1) / 2 = 2.5, s = 1.5811388;  d = -1.5 / 1.5811388 = -0.9486833
+      m = 41 + 26 - 2 = 65;  c(65) = Gamma(32.5) / (sqrt(32.5) Gamma(32)) = 0.9884095
+                              (Hedges' approximation 1 - 3/(4*65 - 1) = 0.9884170)
+      g = c d = -0.9376876;  g^2 = 0.8792580
+      sd1^4/(n1-1) + sd2^4/(n2-1) = 16/40 + 1/25 = 0.44;  8 s^4 = 8 * 6.25 = 50
+      sd1^2/(n1-1) + sd2^2/(n2-1) = 4/40 + 1/25 = 0.14;   / s^2 = 0.14 / 2.5 = 0.056
+      bracket = 0.8792580 * 0.44 / 50 + 0.056 = 0.0077375 + 0.056 = 0.0637375
+      vi = c^2 * bracket = 0.9769534 * 0.0637375 = 0.0622685
+    The SMD of the same data is -0.8788 (its pooled SD weights the larger, more variable arm
+    more), so the example also tells the two measures apart.
+    """
+    args = dict(m1i=[-2.5], sd1i=[2.0], n1i=[41], m2i=[-1.0], sd2i=[1.0], n2i=[26])
+    h = escalc("SMDH", **args)
+    c65 = _c(65)
+    assert round(c65, 7) == 0.9884095
+    g = c65 * -1.5 / math.sqrt(2.5)
+    assert h["yi"][0] == pytest.approx(g, rel=1e-13)
+    assert h["vi"][0] == pytest.approx(c65**2 * (g**2 * 0.44 / 50 + 0.056), rel=1e-13)
+    assert round(h["yi"][0], 7) == -0.9376876
+    assert round(h["vi"][0], 7) == 0.0622685
+    assert round(escalc("SMD", **args)["yi"][0], 4) == -0.8788
+
+
 # Change scores with an imputed SD. Cochrane Handbook v6 (2023), section 6.5.2.8, gives the
 # imputation sd_change = sqrt(sd_b^2 + sd_f^2 - 2 r sd_b sd_f) and, for a study reporting all
 # three SDs, the correlation r = (sd_b^2 + sd_f^2 - sd_change^2) / (2 sd_b sd_f). The checks below
-# are closed forms: a 3-4-5 triangle (r = 0), equal SDs with r = 0.5, and the round trip.
+# are closed forms: a 3-4-5 triangle (r = 0), equal SDs with r = 0.5, and the round trip through
+# the Handbook's own worked example (section 6.5.2.8; section 16.1.3.2 in Handbook v5.1), whose
+# SDs are used in test_change_sd_round_trip_through_the_handbook_correlation. As with Borenstein
+# above, the Handbook could not be opened on this machine: its numbers are as we recall them and
+# each is re-derived in the test, so the check does not rest on the citation alone.
 
 
 def test_change_sd_imputation_closed_forms():
@@ -298,9 +333,24 @@ def test_change_sd_imputation_closed_forms():
 
 
 def test_change_sd_round_trip_through_the_handbook_correlation():
-    # A study reporting baseline SD 6.4, follow-up SD 7.1 and change SD 4.5 implies
-    # r = (6.4^2 + 7.1^2 - 4.5^2) / (2 * 6.4 * 7.1) = 71.12 / 90.88 = 0.782570...
+    # Cochrane Handbook v6 (2023), section 6.5.2.8, worked example: the experimental arm
+    # reports baseline SD 6.4, final SD 7.1 and change SD 4.5, so the Handbook's
+    # Corr_E = (6.4^2 + 7.1^2 - 4.5^2) / (2 * 6.4 * 7.1) = 71.12 / 90.88 = 0.782570..., which
+    # the Handbook prints as 0.78; its comparator arm (baseline SD 7.0, final 6.9, change 4.2)
+    # gives Corr_C = (49 + 47.61 - 17.64) / 96.6 = 78.97 / 96.6 = 0.817495..., printed 0.82.
     r = (6.4**2 + 7.1**2 - 4.5**2) / (2 * 6.4 * 7.1)
+    assert round(r, 2) == 0.78
+    r_c = (7.0**2 + 6.9**2 - 4.2**2) / (2 * 7.0 * 6.9)
+    assert round(r_c, 2) == 0.82
+    # Imputing the change SD back from those correlations returns the reported change SDs
+    # (the Handbook's formula inverted), both arms at once.
+    both = escalc("MD", m1i=[1.0], sd1i=[np.nan], n1i=[129], m2i=[1.5], sd2i=[np.nan],
+                  n2i=[135], baseline_sd1i=[6.4], post_sd1i=[7.1], baseline_sd2i=[7.0],
+                  post_sd2i=[6.9], prepost_r=[r])
+    assert [d["sd_change"] for d in both.attrs["escalc"]["imputed_change_sd"]][0] == \
+        pytest.approx(4.5, rel=1e-13)
+    assert both["vi"][0] == pytest.approx(
+        4.5**2 / 129 + (7.0**2 + 6.9**2 - 2 * r * 7.0 * 6.9) / 135, rel=1e-13)
     full = escalc("SMD", m1i=[-2.0], sd1i=[4.5], n1i=[30], m2i=[-1.0], sd2i=[3.9], n2i=[32])
     imputed = escalc("SMD", m1i=[-2.0], sd1i=[np.nan], n1i=[30], m2i=[-1.0], sd2i=[3.9],
                      n2i=[32], baseline_sd1i=[6.4], post_sd1i=[7.1], prepost_r=r)
