@@ -402,7 +402,10 @@ def test_nuts_fits_share_one_compiled_sampler():
     attempts = [a for f in fits for a in f.diagnostics.attempts]
     compiled = COMPILE_STATS["compilations"] - before["compilations"]
     hits = COMPILE_STATS["cache_hits"] - before["cache_hits"]
-    assert compiled + hits == len(attempts)
+    # every sampling run compiled or reused; a fit redrawn for the plan's ESS target ran its
+    # sampler once more (or more, if the gate retried) on the same compiled structure
+    redrawn = sum("redrawn with" in n for a in run.analyses for n in a.notes)
+    assert len(attempts) + redrawn <= compiled + hits <= len(attempts) + 4 * redrawn
     # one structure per parametrisation the gate used (the retry ladder may switch once)
     assert compiled <= len({a["parametrisation"] for a in attempts})
     assert run.info["compile_stats"]["compilations"] == compiled

@@ -316,22 +316,32 @@ def run_pooled(analysis: Analysis, rows: pd.DataFrame, seed: int, settings: FitS
                    egger=egger, rank=rank, outliers=outl, heterogeneity_ci=het, ppc=ppc)
 
 
-def run_subgroup(analysis: Analysis, rows: pd.DataFrame, seed: int, settings: FitSettings,
-                 outcome: OutcomeSpec | None, notes: tuple[str, ...] = ()) -> AnalysisResult:
-    """A Bayesian subgroup model (one mean per level) with its REML twin."""
-    rec = Recorder(analysis.name)
+def _fit_model(settings: FitSettings, rows: pd.DataFrame, seed: int, name: str,
+               notes: tuple[str, ...], *, mu_prior: Any, **model: Any
+               ) -> tuple[Recorder, BayesResult | None]:
+    """The primary Bayesian fit of a subgroup or meta-regression model (None when it failed,
+    the reason in the recorder's notes), its REML twin's warnings recorded."""
+    rec = Recorder(name)
     for n in notes:
         rec.note(n)
     engine = "exact" if settings.primary_engine == "exact" else "nuts"
     bayes = rec.attempt(f"bayes_{engine}", lambda: _fit_bayes(
         settings, rec, f"bayes_{engine}", rows, seed, tau_prior=settings.tau_prior,
-        mu_prior=settings.mu_prior, engine=engine, subgroup=analysis.subgroup,
-        tau=analysis.tau), timed=False)
+        mu_prior=mu_prior, engine=engine, **model), timed=False)
+    if bayes is not None and bayes.frequentist is not None:
+        rec.warn("reml", bayes.frequentist.warnings)
+    return rec, bayes
+
+
+def run_subgroup(analysis: Analysis, rows: pd.DataFrame, seed: int, settings: FitSettings,
+                 outcome: OutcomeSpec | None, notes: tuple[str, ...] = ()) -> AnalysisResult:
+    """A Bayesian subgroup model (one mean per level) with its REML twin."""
+    rec, bayes = _fit_model(settings, rows, seed, analysis.name, notes,
+                            mu_prior=settings.mu_prior, subgroup=analysis.subgroup,
+                            tau=analysis.tau)
     if bayes is None:
         return skipped(analysis, int(len(rows)), seed, "the subgroup model could not be "
                        "fitted", tuple(rec.notes))
-    if bayes.frequentist is not None:
-        rec.warn("reml", bayes.frequentist.warnings)
     relevance: dict[str, ClinicalRelevance] = {}
     if outcome is not None and outcome.mcid is not None:
         for level in bayes.extras.get("levels", []):
@@ -348,18 +358,11 @@ def run_meta_regression(analysis: Analysis, rows: pd.DataFrame, seed: int,
                         settings: FitSettings, notes: tuple[str, ...] = ()) -> AnalysisResult:
     """A Bayesian meta-regression (flat coefficient priors, as bmr()'s default) with its REML
     twin."""
-    rec = Recorder(analysis.name)
-    for n in notes:
-        rec.note(n)
-    engine = "exact" if settings.primary_engine == "exact" else "nuts"
-    bayes = rec.attempt(f"bayes_{engine}", lambda: _fit_bayes(
-        settings, rec, f"bayes_{engine}", rows, seed, tau_prior=settings.tau_prior,
-        mu_prior=None, engine=engine, mods=analysis.mods, coef_prior=None), timed=False)
+    rec, bayes = _fit_model(settings, rows, seed, analysis.name, notes, mu_prior=None,
+                            mods=analysis.mods, coef_prior=None)
     if bayes is None:
         return skipped(analysis, int(len(rows)), seed, "the meta-regression could not be "
                        "fitted", tuple(rec.notes))
-    if bayes.frequentist is not None:
-        rec.warn("reml", bayes.frequentist.warnings)
     ppc = _ppc(bayes, rec, seed, settings)
     return _finish(analysis, int(len(rows)), seed, rec, reml=bayes.frequentist, bayes=bayes,
                    ppc=ppc)
