@@ -212,9 +212,10 @@ def _methods(run: RunResult) -> Section:
         bit = f"{o.label or o.name}: MCID {o.mcid:g} points, benefit = {o.direction}"
         if o.sd_ref is not None and spec.effect.measure.upper() in \
                 DEFAULTS.standardised_measures:
+            grid = (f"; sensitivity grid {', '.join(f'{g:g}' for g in o.sd_ref_grid)}"
+                    if o.sd_ref_grid else "; no sensitivity grid")
             bit += (f", sd_ref {o.sd_ref:g} points (MCID on the SMD scale "
-                    f"{o.mcid / o.sd_ref:.3f}; sensitivity grid "
-                    f"{', '.join(f'{g:g}' for g in o.sd_ref_grid)})")
+                    f"{o.mcid / o.sd_ref:.3f}{grid})")
         outcome_bits.append(bit)
     blocks.append(Paragraph(
         "The posterior probability that the mean effect mu, and the effect theta_new in a new "
@@ -488,8 +489,10 @@ def _main_section(run: RunResult, tables: Mapping[str, pd.DataFrame], figs: Figu
     blocks: list[Any] = [table_from_frame(summary, "main_summary", columns=cols,
                                           title=summary.attrs.get("title"),
                                           csv="pooled_summary.csv")]
-    blocks += [_main_cell(r, run, tables, figs) for r in run.of_kind("main")]
-    return Section("main-analyses", "Main analyses (8 cells)", tuple(blocks))
+    cells = run.of_kind("main")
+    blocks += [_main_cell(r, run, tables, figs) for r in cells]
+    count = f"{len(cells)} cell{'s' if len(cells) != 1 else ''}"
+    return Section("main-analyses", f"Main analyses ({count})", tuple(blocks))
 
 
 def _bias_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
