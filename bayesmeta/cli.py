@@ -7,6 +7,15 @@ Commands::
     bayesmeta fit DATA.csv --measure SMD --outcome pain [--comparator active]
                   [--follow-up short] [--tau-prior HalfNormal:scale=0.5] [--mu-prior ...]
                   [--mcid 1.5 --sd-ref 2.0] [--engine nuts|exact] [--out DIR]
+    bayesmeta fit dat.bcg.csv --measure RR --inputs ai=tpos,bi=tneg,ci=cpos,di=cneg
+                  [--subgroup alloc] [--mods "~ ablat"] ...
+    bayesmeta fit Rubin1981.csv --measure GEN --yi effect --sei stderr
+                  --tau-prior HalfCauchy:scale=25 ...
+
+``fit`` reads a study table of the extraction schema (``--outcome`` selects its rows) or any
+table whose effects are named by column: precomputed (``--yi`` with ``--vi`` or ``--sei``) or
+arm-level inputs of escalc (``--inputs keyword=column,...``; a bare keyword is a column of the
+same name, e.g. ``--inputs m1i,sd1i,n1i,m2i,sd2i,n2i``).
 
 Exit codes: 0 success, 1 an analysis ran but a check failed (a NUTS fit failed the diagnostics
 gate, or a published cell was not reproduced; the report lists which), 2 bad input or usage
@@ -63,6 +72,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _summarise(run)
 
 
+def parse_inputs_option(text: str) -> dict[str, str]:
+    """``"ai=tpos,bi=tneg"`` -> ``{"ai": "tpos", "bi": "tneg"}``; a bare keyword (``m1i``)
+    names the column of the same name. The keywords are checked against the measure later."""
+    from .errors import InputError, Problem
+
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, column = (part.strip() for part in item.partition("="))
+        if not key or (eq and not column) or key in out:
+            raise InputError(Problem("expected keyword=column,... with each escalc keyword "
+                                     "once (e.g. ai=tpos,bi=tneg,ci=cpos,di=cneg, or "
+                                     "m1i,sd1i,n1i,m2i,sd2i,n2i for columns named as the "
+                                     "keywords)", column="--inputs", value=text))
+        out[key] = column if eq else key
+    if not out:
+        raise InputError(Problem("no keyword given", column="--inputs", value=text))
+    return out
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .pipeline import one_off_spec, run_spec
 
@@ -70,14 +98,20 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                         comparator=args.comparator, follow_up=args.follow_up,
                         tau_prior=args.tau_prior, mu_prior=args.mu_prior, mcid=args.mcid,
                         sd_ref=args.sd_ref, direction=args.direction, engine=args.engine,
-                        seed=args.seed, prepost_r=args.prepost_r)
+                        seed=args.seed, prepost_r=args.prepost_r, yi=args.yi, vi=args.vi,
+                        sei=args.sei, inputs=None if args.inputs is None
+                        else parse_inputs_option(args.inputs),
+                        subgroup=args.subgroup, mods=args.mods)
     run = run_spec(spec, out_dir=args.out, quick=args.quick, progress=not args.quiet)
     if not any(r.ok for r in run.analyses):
         for r in run.analyses:
             print(f"bayesmeta: {r.name}: " + "; ".join(r.notes), file=sys.stderr)
         return EXIT_BAD_INPUT
     for r in run.analyses:
-        if r.reml is not None and r.bayes is not None:
+        if r.ok and r.analysis.model != "pooled":
+            print(f"{r.name}: k = {r.k}; {r.analysis.model.replace('_', '-')} model "
+                  f"({r.bayes.engine if r.bayes is not None else 'not fitted'}); see the report")
+        elif r.reml is not None and r.bayes is not None:
             d = r.reml.to_dict()
             lo, hi = r.bayes.interval("mu")
             print(f"{r.name}: k = {r.k}; REML {d['estimate']:.3f} [{d['ci_low']:.3f}, "
@@ -121,10 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="one pooled analysis of a study table, with its report",
                        description="Pool one outcome (optionally one comparator and follow-up) "
-                                   "of a study table by REML and by the Bayesian model.")
+                                   "of a study table by REML and by the Bayesian model; "
+                                   "optionally a subgroup model and a meta-regression. The "
+                                   "table follows the extraction schema (--outcome selects its "
+                                   "rows), or any table names its effects with --yi and --vi "
+                                   "(or --sei), or its escalc inputs with --inputs.")
     p.add_argument("data", help="the study table (CSV, XLSX, parquet)")
-    p.add_argument("--measure", required=True, help="escalc measure, e.g. SMD, MD, OR")
-    p.add_argument("--outcome", required=True, help="the outcome to pool, e.g. pain")
+    p.add_argument("--measure", required=True,
+                   help="effect measure (metafor's names), e.g. SMD, MD, OR, RR; GEN for "
+                        "generic precomputed effects")
+    p.add_argument("--outcome", help="the outcome to pool, e.g. pain (required for a study "
+                                     "table of the extraction schema; otherwise it only names "
+                                     "the outcome, e.g. for --mcid)")
+    p.add_argument("--yi", help="column of precomputed effects (any table)")
+    p.add_argument("--vi", help="column of their sampling variances (with --yi)")
+    p.add_argument("--sei", help="column of their standard errors (with --yi, instead of --vi)")
+    p.add_argument("--inputs", help="escalc inputs as keyword=column,... e.g. "
+                                    "ai=tpos,bi=tneg,ci=cpos,di=cneg (any table); a bare "
+                                    "keyword names a column of the same name")
+    p.add_argument("--subgroup", help="also fit a subgroup model by this column")
+    p.add_argument("--mods", help='also fit a meta-regression, e.g. "~ ablat"')
     p.add_argument("--comparator", help="only rows with this comparator (default: all)")
     p.add_argument("--follow-up", dest="follow_up", help="only rows at this follow-up")
     p.add_argument("--tau-prior", dest="tau_prior",
@@ -143,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pre-post correlation for imputing missing change SDs")
     p.add_argument("--engine", default="nuts", choices=("nuts", "exact"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default: reports/<data stem>_<outcome>)")
+    p.add_argument("--out", help="output folder (default: reports/<data stem>[_<outcome>])")
     p.add_argument("--quick", action="store_true", help="exact engine (smoke test)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_fit)

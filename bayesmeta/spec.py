@@ -3,18 +3,33 @@
 A spec names the data, the effect measure, the priors (by a closed registry of families and the
 published presets; never a dotted import path), the outcomes with their MCIDs and reference SDs,
 the main cells, the sensitivity/subgroup analyses, the meta-regressions and the engine settings.
-An unknown key, table or prior family is an error naming the allowed ones; every problem of a
-spec is reported together. Nothing here runs an analysis (that is :mod:`bayesmeta.pipeline`).
+An unknown key, table or prior family is an error naming the allowed ones, and so is a value of
+the wrong kind or out of range (a scalar where a list is expected, a non-positive MCID, SD or
+number of draws, an outcome no ``[outcome.*]`` table defines); every problem of a spec is
+reported together. Nothing here runs an analysis (that is :mod:`bayesmeta.pipeline`).
 
-See ``models/lbp_review.toml`` for the full plan of the driving review, annotated.
+Two kinds of data:
+
+* a study table of the extraction schema (SCHEMA.md), the default: escalc reads its columns and
+  every analysis selects its rows by ``outcome``, ``comparator`` and ``follow_up`` (so
+  ``[main]`` and an ``[outcome.*]`` table per main outcome are required);
+* any other table (e.g. a metafor / metadat dataset), when ``[effect]`` names its columns:
+  precomputed effects (``yi`` with ``vi`` or ``sei``, on the scale ``measure`` names) or
+  arm-level ``inputs`` for escalc (``{keyword = column}``, metafor's keywords). Such a table
+  holds one outcome: ``[outcome.<name>]`` is optional and only names it (label, direction of
+  benefit, MCID); ``[main]`` is optional and its single analysis pools every row.
+
+See ``models/lbp_review.toml`` for the full plan of the driving review, annotated, and the
+other ``models/*.toml`` for the worked examples on real datasets.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +55,34 @@ def _check_keys(table: Mapping[str, Any], allowed: dict[str, str], path: str,
                                     column=f"{path}.{key}" if path else key, show_value=False))
 
 
+def _table(raw: Mapping[str, Any], key: str, path: str, problems: list[Problem]
+           ) -> Mapping[str, Any]:
+    """``raw[key]`` when it is a TOML table (``{}`` when absent; a problem otherwise)."""
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        problems.append(Problem(f"expected a table [{path}]", column=path, value=value))
+        return {}
+    return value
+
+
+def _tables(raw: Mapping[str, Any], key: str, problems: list[Problem]
+            ) -> list[tuple[str, Mapping[str, Any]]]:
+    """``raw[key]`` when it is an array of tables ``[[key]]``, each with its key path."""
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        problems.append(Problem(f"expected an array of tables [[{key}]]", column=key,
+                                value=value))
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping):
+            out.append((f"{key}[{i}]", item))
+        else:
+            problems.append(Problem(f"expected a table [[{key}]]", column=f"{key}[{i}]",
+                                    value=item))
+    return out
+
+
 def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str,
            problems: list[Problem], default: Any = None) -> Any:
     if key not in table:
@@ -54,6 +97,21 @@ def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], pa
     return value
 
 
+def _bounded(table: Mapping[str, Any], key: str, kind: type, path: str, problems: list[Problem],
+             default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
+    """A typed value that must also satisfy ``ok`` (``expected`` says how, e.g. "> 0")."""
+    before = len(problems)
+    value = _typed(table, key, kind, path, problems, default)
+    if key in table and len(problems) == before and not ok(value):
+        problems.append(Problem(f"must be {expected}", column=f"{path}.{key}", value=value))
+        return default
+    return value
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 def _str_list(table: Mapping[str, Any], key: str, path: str, problems: list[Problem],
               default: tuple[str, ...] = ()) -> tuple[str, ...]:
     value = table.get(key, list(default))
@@ -66,15 +124,114 @@ def _str_list(table: Mapping[str, Any], key: str, path: str, problems: list[Prob
     return tuple(value)
 
 
+def _number_list(table: Mapping[str, Any], key: str, path: str, problems: list[Problem],
+                 expected: str, ok: Callable[[list[float]], bool]) -> tuple[float, ...] | None:
+    """A list of numbers (``None`` when absent or bad); a scalar is an error, not a list."""
+    if key not in table:
+        return None
+    value = table[key]
+    if (not isinstance(value, list)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not ok([float(v) for v in value])):
+        problems.append(Problem(f"expected {expected}", column=f"{path}.{key}", value=value))
+        return None
+    return tuple(float(v) for v in value)
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema, as frozen dataclasses
 
 
 @dataclass(frozen=True)
 class EffectSpec:
+    """How the effect sizes are obtained.
+
+    With none of ``yi``, ``inputs`` the data are a study table of the extraction schema and
+    escalc reads its columns (form A/B/C, binary). Otherwise the table may have any columns:
+    ``yi`` names precomputed effects on the scale of ``measure`` (with ``vi``, their sampling
+    variances, or ``sei``, their standard errors), ``inputs`` maps escalc keywords (metafor's
+    names: ``ai``, ``m1i``, ...) to columns. ``sign`` multiplies every effect (metafor's
+    ``flip``); ``prepost_r`` imputes missing change-score SDs (escalc only).
+    """
+
     measure: str = "SMD"
     prepost_r: float | None = None
     sign: int = 1
+    yi: str | None = None
+    vi: str | None = None
+    sei: str | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def schema_table(self) -> bool:
+        """True when the data are a study table of the extraction schema (rows selected by
+        outcome, comparator and follow-up)."""
+        return self.yi is None and not self.inputs
+
+    def describe_source(self) -> str:
+        """Where the effects come from, in words (for the report and error messages)."""
+        if self.yi is not None:
+            var = (f"sampling variances in {self.vi}" if self.vi
+                   else f"standard errors in {self.sei}")
+            return f"{self.measure} given in column {self.yi} ({var}), not recomputed"
+        if self.inputs:
+            return f"escalc({self.measure}, " + ", ".join(
+                f"{k}={v}" for k, v in self.inputs.items()) + ")"
+        return f"escalc({self.measure}) of the extraction-schema columns"
+
+
+def effect_problems(effect: EffectSpec,
+                    where: Callable[[str], str] = lambda key: f"effect.{key}"
+                    ) -> list[Problem]:
+    """Every problem of an effect specification; ``where`` names a key as the caller spells it
+    (``effect.yi`` in a spec, ``--yi`` on the command line)."""
+    from .effects.registry import FAMILIES, MEASURES
+    from .io.schema import MEASURE_NAMES
+
+    problems = []
+    if effect.sign not in (1, -1):
+        problems.append(Problem("sign must be 1 or -1", column=where("sign"), value=effect.sign))
+    if effect.prepost_r is not None and not -1.0 <= effect.prepost_r <= 1.0:
+        problems.append(Problem("must be between -1 and 1 (a correlation)",
+                                column=where("prepost_r"), value=effect.prepost_r))
+    if effect.yi is not None:
+        if effect.measure not in MEASURE_NAMES:
+            problems.append(Problem(f"unknown effect measure of precomputed effects; allowed "
+                                    f"(metafor's names): {', '.join(MEASURE_NAMES)}",
+                                    column=where("measure"), value=effect.measure))
+        if effect.inputs:
+            problems.append(Problem(f"give either precomputed effects ({where('yi')} with "
+                                    f"{where('vi')} or {where('sei')}) or escalc inputs, not "
+                                    "both", column=where("inputs"), show_value=False))
+        if (effect.vi is None) == (effect.sei is None):
+            problems.append(Problem(f"{where('yi')} needs exactly one of {where('vi')} "
+                                    f"(sampling variances) and {where('sei')} (standard "
+                                    "errors)", column=where("vi"),
+                                    value=effect.vi or effect.sei,
+                                    show_value=effect.vi is not None))
+        if effect.prepost_r is not None:
+            problems.append(Problem("used only when escalc computes the effects (it imputes "
+                                    f"change-score SDs); remove it or {where('yi')}",
+                                    column=where("prepost_r"), value=effect.prepost_r))
+        return problems
+    for key in ("vi", "sei"):
+        if getattr(effect, key) is not None:
+            problems.append(Problem(f"only used with {where('yi')} (the column of "
+                                    "precomputed effects)", column=where(key),
+                                    value=getattr(effect, key)))
+    if effect.measure not in MEASURES:
+        problems.append(Problem(f"unknown effect measure; escalc computes "
+                                f"{', '.join(MEASURES)}", column=where("measure"),
+                                value=effect.measure))
+        return problems
+    allowed = [k for k in FAMILIES[MEASURES[effect.measure].family].keywords
+               if k != "prepost_r"]
+    for key, column in effect.inputs.items():
+        if key not in allowed:
+            problems.append(Problem(f"not an escalc input of measure {effect.measure}; "
+                                    f"allowed: {', '.join(allowed)}",
+                                    column=f"{where('inputs')}.{key}", value=column))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -87,8 +244,13 @@ class PriorChoice:
 
 @dataclass(frozen=True)
 class OutcomeSpec:
+    """An outcome: display name, direction of benefit and (optionally) its MCID.
+
+    Without ``mcid`` no clinical relevance is computed for it (the report says so).
+    """
+
     name: str
-    mcid: float
+    mcid: float | None
     sd_ref: float | None
     sd_ref_grid: tuple[float, ...]
     direction: str = "lower"
@@ -122,7 +284,7 @@ class SubsetSpec:
 class MetaRegressionSpec:
     name: str
     label: str
-    outcome: str
+    outcome: str | None
     comparators: tuple[str, ...]
     follow_ups: tuple[str, ...]
     mods: str
@@ -186,7 +348,7 @@ _TOP = {
     "description": "free text for the report's methods section",
     "data": "path of the study table, relative to the spec file",
     "seed": "integer seed of every random step",
-    "effect": "table: measure, prepost_r, sign",
+    "effect": "table: measure, prepost_r, sign, yi, vi, sei, inputs",
     "priors": "table: tau, tau_sensitivity, mu, mu_sensitivity (names of [prior.*] tables)",
     "prior": "tables [prior.<name>] defining each named prior",
     "outcome": "tables [outcome.<name>]: mcid, sd_ref, sd_ref_grid, direction, rope, label",
@@ -196,7 +358,10 @@ _TOP = {
     "engine": "table: primary, sensitivity, draws, tune, chains, target_accept",
 }
 _EFFECT = {"measure": "escalc measure, e.g. SMD", "prepost_r": "pre-post correlation for "
-           "imputing change SDs", "sign": "+1 or -1 (negative = improvement stays negative)"}
+           "imputing change SDs", "sign": "+1 or -1 (negative = improvement stays negative)",
+           "yi": "column of precomputed effects (any table)",
+           "vi": "column of their sampling variances", "sei": "or of their standard errors",
+           "inputs": "escalc keyword -> column, e.g. { ai = \"tpos\" } (any table)"}
 _PRIORS = {"tau": "primary tau prior", "tau_sensitivity": "sensitivity tau priors",
            "mu": "primary mu prior", "mu_sensitivity": "sensitivity mu priors"}
 _OUTCOME = {"mcid": "MCID in outcome points", "sd_ref": "reference SD for SMD<->points",
@@ -242,9 +407,75 @@ def _parse_prior_table(raw: Any, problems: list[Problem]) -> dict[str, dict[str,
     return out
 
 
+def _parse_effect(raw: Mapping[str, Any], problems: list[Problem]) -> EffectSpec:
+    e = _table(raw, "effect", "effect", problems)
+    _check_keys(e, _EFFECT, "effect", problems)
+    inputs_raw = _table(e, "inputs", "effect.inputs", problems)
+    inputs = {}
+    for key, column in inputs_raw.items():
+        if isinstance(column, str):
+            inputs[key] = column
+        else:
+            problems.append(Problem("expected a column name (string)",
+                                    column=f"effect.inputs.{key}", value=column))
+    effect = EffectSpec(measure=_typed(e, "measure", str, "effect", problems, "SMD"),
+                        prepost_r=_typed(e, "prepost_r", float, "effect", problems),
+                        sign=_typed(e, "sign", int, "effect", problems, 1),
+                        yi=_typed(e, "yi", str, "effect", problems),
+                        vi=_typed(e, "vi", str, "effect", problems),
+                        sei=_typed(e, "sei", str, "effect", problems), inputs=inputs)
+    problems += effect_problems(effect)
+    return effect
+
+
+def _parse_outcome(name: str, o: Any, effect: EffectSpec, problems: list[Problem]
+                   ) -> OutcomeSpec | None:
+    p = f"outcome.{name}"
+    if not isinstance(o, Mapping):
+        problems.append(Problem(f"expected a table [{p}]", column=p, value=o))
+        return None
+    _check_keys(o, _OUTCOME, p, problems)
+    direction = _typed(o, "direction", str, p, problems, "lower")
+    if direction not in ("lower", "higher"):
+        problems.append(Problem("direction must be 'lower' or 'higher'",
+                                column=f"{p}.direction", value=direction))
+    mcid = _bounded(o, "mcid", float, p, problems, None, _positive,
+                    "> 0 (in outcome points; direction says which side is benefit)")
+    sd_ref = _bounded(o, "sd_ref", float, p, problems, None, _positive,
+                      "> 0 (an SD in outcome points)")
+    grid = _number_list(o, "sd_ref_grid", p, problems, "a list of SDs > 0 in outcome "
+                        "points, e.g. [1.5, 2.0, 2.5]",
+                        lambda v: all(_positive(g) for g in v))
+    rope = _number_list(o, "rope", p, problems, "a list of two numbers [low, high] in "
+                        "outcome points, low < high",
+                        lambda v: len(v) == 2 and v[0] < v[1])
+    standardised = effect.measure.upper() in DEFAULTS.standardised_measures
+    if standardised and mcid is not None and sd_ref is None and "sd_ref" not in o:
+        problems.append(Problem(f"required with mcid on the {effect.measure} scale: the "
+                                "reference SD (in outcome points) that converts the MCID",
+                                column=f"{p}.sd_ref", show_value=False))
+    if not standardised:
+        for key in ("sd_ref", "sd_ref_grid"):
+            if key in o:
+                problems.append(Problem(f"converts standardised effects to points; the "
+                                        f"measure {effect.measure} is on the outcome's own "
+                                        "scale: remove it", column=f"{p}.{key}", value=o[key]))
+    return OutcomeSpec(name=name, mcid=mcid, sd_ref=sd_ref, sd_ref_grid=grid or (),
+                       direction=direction, label=_typed(o, "label", str, p, problems, name),
+                       rope=rope)  # type: ignore[arg-type]
+
+
+def _check_outcome_names(names: tuple[str, ...], outcomes: Mapping[str, OutcomeSpec],
+                         column: str, problems: list[Problem]) -> None:
+    for o in names:
+        if o not in outcomes:
+            problems.append(Problem(f"no [outcome.{o}] table; defined: "
+                                    f"{', '.join(outcomes) or 'none'}", column=column, value=o))
+
+
 def _subset(raw: Mapping[str, Any], path: str, problems: list[Problem], main: MainSpec,
-            keys: dict[str, str]) -> SubsetSpec | None:
-    _check_keys(raw, keys, path, problems, required=("name",))
+            outcomes: Mapping[str, OutcomeSpec]) -> SubsetSpec:
+    _check_keys(raw, _SUBSET, path, problems, required=("name",))
     where_raw = raw.get("where", {})
     where: dict[str, tuple[Any, ...]] = {}
     if not isinstance(where_raw, Mapping):
@@ -258,9 +489,12 @@ def _subset(raw: Mapping[str, Any], path: str, problems: list[Problem], main: Ma
         problems.append(Problem("tau must be 'shared' or 'separate'", column=f"{path}.tau",
                                 value=tau))
     name = _typed(raw, "name", str, path, problems, "")
+    subset_outcomes = _str_list(raw, "outcomes", path, problems, main.outcomes)
+    if "outcomes" in raw:  # inherited ones were checked as main.outcomes
+        _check_outcome_names(subset_outcomes, outcomes, f"{path}.outcomes", problems)
     return SubsetSpec(
         name=name, label=_typed(raw, "label", str, path, problems, name),
-        outcomes=_str_list(raw, "outcomes", path, problems, main.outcomes),
+        outcomes=subset_outcomes,
         comparators=_str_list(raw, "comparators", path, problems, main.comparators),
         follow_ups=_str_list(raw, "follow_ups", path, problems, main.follow_ups),
         where=where, subgroup=_typed(raw, "subgroup", str, path, problems),
@@ -290,22 +524,17 @@ def parse_spec(source: str | os.PathLike | Mapping[str, Any],
                                      value=str(path))) from exc
         base = Path(base_dir) if base_dir else path.parent
     problems: list[Problem] = []
-    _check_keys(raw, _TOP, "", problems, required=("name", "data", "priors", "prior",
-                                                   "outcome", "main"))
+    effect = _parse_effect(raw, problems)
+    schema = effect.schema_table
+    # a study table of the extraction schema is selected by outcome: [main] and [outcome.*]
+    # are what the plan is about; any other table holds one outcome and may leave both out
+    required = ("name", "data", "priors", "prior") + (("outcome", "main") if schema else ())
+    _check_keys(raw, _TOP, "", problems, required=required)
     name = _typed(raw, "name", str, "", problems, "analysis")
     seed = _typed(raw, "seed", int, "", problems, 0)
 
-    eff_raw = raw.get("effect", {})
-    _check_keys(eff_raw, _EFFECT, "effect", problems)
-    effect = EffectSpec(measure=_typed(eff_raw, "measure", str, "effect", problems, "SMD"),
-                        prepost_r=_typed(eff_raw, "prepost_r", float, "effect", problems),
-                        sign=_typed(eff_raw, "sign", int, "effect", problems, 1))
-    if effect.sign not in (1, -1):
-        problems.append(Problem("sign must be 1 or -1", column="effect.sign",
-                                value=effect.sign))
-
     prior_table = _parse_prior_table(raw.get("prior", {}), problems)
-    pr = raw.get("priors", {})
+    pr = _table(raw, "priors", "priors", problems)
     _check_keys(pr, _PRIORS, "priors", problems, required=("tau", "mu"))
     choice = PriorChoice(
         tau=_typed(pr, "tau", str, "priors", problems, ""),
@@ -321,44 +550,45 @@ def parse_spec(source: str | os.PathLike | Mapping[str, Any],
                                         column=f"priors.{key}", value=n))
 
     outcomes: dict[str, OutcomeSpec] = {}
-    for oname, o in (raw.get("outcome") or {}).items():
-        p = f"outcome.{oname}"
-        _check_keys(o, _OUTCOME, p, problems, required=("mcid",))
-        direction = _typed(o, "direction", str, p, problems, "lower")
-        if direction not in ("lower", "higher"):
-            problems.append(Problem("direction must be 'lower' or 'higher'",
-                                    column=f"{p}.direction", value=direction))
-        rope = o.get("rope")
-        grid = o.get("sd_ref_grid", [])
-        outcomes[oname] = OutcomeSpec(
-            name=oname, mcid=_typed(o, "mcid", float, p, problems, 1.0),
-            sd_ref=_typed(o, "sd_ref", float, p, problems),
-            sd_ref_grid=tuple(float(g) for g in grid) if isinstance(grid, list) else (),
-            direction=direction, label=_typed(o, "label", str, p, problems, oname),
-            rope=tuple(float(r) for r in rope) if isinstance(rope, list) else None)
+    for oname, o in _table(raw, "outcome", "outcome", problems).items():
+        if (parsed := _parse_outcome(oname, o, effect, problems)) is not None:
+            outcomes[oname] = parsed
 
-    m = raw.get("main", {})
-    _check_keys(m, _MAIN, "main", problems, required=("outcomes",))
-    main = MainSpec(outcomes=_str_list(m, "outcomes", "main", problems),
+    m = _table(raw, "main", "main", problems)
+    _check_keys(m, _MAIN, "main", problems, required=("outcomes",) if schema else ())
+    # any other table: its one outcome (when declared) names the main analysis
+    default_outcomes = () if schema else tuple(outcomes)
+    main = MainSpec(outcomes=_str_list(m, "outcomes", "main", problems, default_outcomes),
                     comparators=_str_list(m, "comparators", "main", problems),
                     follow_ups=_str_list(m, "follow_ups", "main", problems),
                     published=_typed(m, "published", str, "main", problems))
-    for o in main.outcomes:
-        if o not in outcomes:
-            problems.append(Problem(f"no [outcome.{o}] table; defined: "
-                                    f"{', '.join(outcomes) or 'none'}",
-                                    column="main.outcomes", value=o))
+    _check_outcome_names(main.outcomes, outcomes, "main.outcomes", problems)
+    if not schema and len(main.outcomes) > 1:
+        problems.append(Problem("a table of precomputed effects or escalc inputs holds one "
+                                "outcome (rows are not selected by outcome): list at most one",
+                                column="main.outcomes", value=", ".join(main.outcomes)))
+    if main.published is not None:
+        declared = raw.get("outcome") if isinstance(raw.get("outcome"), Mapping) else {}
+        for o in main.outcomes:
+            # an MCID that is there but invalid was reported already
+            if o in outcomes and "mcid" not in declared.get(o, {}):
+                problems.append(Problem("the reanalysis of the published results needs an "
+                                        "MCID for every main outcome",
+                                        column=f"outcome.{o}.mcid", show_value=False))
 
-    sens = tuple(s for i, r in enumerate(raw.get("sensitivity", []))
-                 if (s := _subset(r, f"sensitivity[{i}]", problems, main, _SUBSET)))
+    sens = tuple(_subset(r, p, problems, main, outcomes)
+                 for p, r in _tables(raw, "sensitivity", problems))
     metaregs = []
-    for i, r in enumerate(raw.get("meta_regression", [])):
-        p = f"meta_regression[{i}]"
-        _check_keys(r, _METAREG, p, problems, required=("name", "outcome", "mods"))
+    for p, r in _tables(raw, "meta_regression", problems):
+        _check_keys(r, _METAREG, p, problems,
+                    required=("name", "outcome", "mods") if schema else ("name", "mods"))
         nm = _typed(r, "name", str, p, problems, "")
+        outcome = _typed(r, "outcome", str, p, problems,
+                         main.outcomes[0] if len(main.outcomes) == 1 and not schema else None)
+        if "outcome" in r and outcome is not None:
+            _check_outcome_names((outcome,), outcomes, f"{p}.outcome", problems)
         metaregs.append(MetaRegressionSpec(
-            name=nm, label=_typed(r, "label", str, p, problems, nm),
-            outcome=_typed(r, "outcome", str, p, problems, ""),
+            name=nm, label=_typed(r, "label", str, p, problems, nm), outcome=outcome,
             comparators=_str_list(r, "comparators", p, problems, main.comparators),
             follow_ups=_str_list(r, "follow_ups", p, problems, main.follow_ups),
             mods=_typed(r, "mods", str, p, problems, "")))
@@ -366,27 +596,33 @@ def parse_spec(source: str | os.PathLike | Mapping[str, Any],
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(Problem("analysis names must be unique", column="name", value=dup))
 
-    e = raw.get("engine", {})
+    e = _table(raw, "engine", "engine", problems)
     _check_keys(e, _ENGINE, "engine", problems)
     engine = EngineSpec(
         primary=_typed(e, "primary", str, "engine", problems, "nuts"),
         sensitivity=_typed(e, "sensitivity", str, "engine", problems, "exact"),
-        draws=_typed(e, "draws", int, "engine", problems, DEFAULTS.draws),
-        tune=_typed(e, "tune", int, "engine", problems, DEFAULTS.tune),
-        chains=_typed(e, "chains", int, "engine", problems, DEFAULTS.chains),
-        target_accept=_typed(e, "target_accept", float, "engine", problems,
-                             DEFAULTS.target_accept))
+        draws=_bounded(e, "draws", int, "engine", problems, DEFAULTS.draws,
+                       lambda v: v >= 1, "a whole number >= 1 (draws per chain)"),
+        tune=_bounded(e, "tune", int, "engine", problems, DEFAULTS.tune,
+                      lambda v: v >= 0, "a whole number >= 0 (tuning steps per chain)"),
+        chains=_bounded(e, "chains", int, "engine", problems, DEFAULTS.chains,
+                        lambda v: v >= 1, "a whole number >= 1"),
+        target_accept=_bounded(e, "target_accept", float, "engine", problems,
+                               DEFAULTS.target_accept, lambda v: 0 < v < 1,
+                               "between 0 and 1 (exclusive)"))
     for key in ("primary", "sensitivity"):
         if getattr(engine, key) not in ("nuts", "exact"):
             problems.append(Problem("engine must be 'nuts' or 'exact'",
                                     column=f"engine.{key}", value=getattr(engine, key)))
     data_path = base / _typed(raw, "data", str, "", problems, "")
+    title = _typed(raw, "title", str, "", problems, name)
+    description = _typed(raw, "description", str, "", problems, "")
     raise_if(problems, f"spec {path}" if path else "spec")
     published = (base / main.published) if main.published else None
     return Spec(
-        name=name, title=_typed(raw, "title", str, "", problems, name), data=data_path,
+        name=name, title=title, data=data_path,
         seed=seed, effect=effect, priors=choice, prior_table=prior_table, outcomes=outcomes,
         main=main, sensitivity=sens, meta_regression=tuple(metaregs), engine=engine,
         path=path, sha256=hashlib.sha256(text.encode()).hexdigest() if text else "",
-        description=_typed(raw, "description", str, "", problems, ""), published=published,
+        description=description, published=published,
         source_text=text)

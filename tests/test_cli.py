@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,3 +151,136 @@ def test_fit_raw_measure_needs_a_tau_prior(tmp_path, capsys):
                      "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     assert "--tau-prior is required for the raw-scale measure MD" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# worked examples on real datasets: any table, effects named by column
+
+EXAMPLES = ROOT / "data" / "examples"
+
+
+def test_run_example_spec_end_to_end(tmp_path, capsys):
+    """models/dat_bcg.toml (escalc inputs, a subgroup model, a meta-regression) through the
+    command line in quick mode: the report cites the trials' source, carries no SYNTHETIC
+    banner, and its numbers are the REML fit pinned from metafor and the bayesmeta posterior
+    under the same priors."""
+    from refdata import RTOL, assert_close, reference_document
+
+    out = tmp_path / "bcg"
+    assert cli.main(["run", str(ROOT / "models" / "dat_bcg.toml"), "--quick", "--out",
+                     str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "SYNTHETIC" not in captured.out + captured.err
+    html = (out / "index.html").read_text()
+    assert "Colditz, G. A." in html and "doi.org/10.1001/jama.1994.03510330076038" in html
+    assert 'id="synthetic-banner"' not in html and "SYNTHETIC" not in html
+    assert "Main analyses (1 cell)" in html and "Main analyses (8 cells)" not in html
+    assert "clinical relevance not computed: no MCID declared for this outcome" in html
+    info = json.loads((out / "run.json").read_text())
+    assert info["data"]["synthetic"] is False
+    assert info["effect"]["source"] == "escalc(RR, ai=tpos, bi=tneg, ci=cpos, di=cneg)"
+    assert [(a["name"], a["kind"], a["k"], a["status"]) for a in info["analyses"]] == [
+        ("tuberculosis", "main", 13, "ok"), ("by_allocation_tuberculosis", "subgroup", 13, "ok"),
+        ("latitude", "meta_regression", 13, "ok")]
+
+    ref = reference_document("dat.bcg")["analyses"]["RR"]
+    pooled = pd.read_csv(out / "tables" / "pooled_summary.csv").set_index("analysis")
+    reml = ref["metafor_tight"]["rma"]["REML"]
+    assert_close("bcg REML", pooled.loc["tuberculosis", "reml_estimate"], reml["estimate"])
+    assert_close("bcg tau2", pooled.loc["tuberculosis", "tau2"], reml["tau2"])
+    # the sensitivity prior HalfNormal(0.5) with the primary mu prior Normal(0, 4) is a cell
+    # of the pinned bayesmeta grid; exact posteriors agree to 1e-3 (tests/reference/README.md)
+    grid = ref["bayesmeta"]["grid"]["mu_normal_0_4__tau_half_normal_0.5"]
+    sens = pd.read_csv(out / "tables" / "prior_sensitivity.csv").set_index("prior")
+    row = sens.loc["tau: half_normal_0.5"]
+    assert row["mu_median"] == pytest.approx(grid["mu"]["median"], abs=1e-3)
+    assert row["tau_median"] == pytest.approx(grid["tau"]["median"], abs=1e-3)
+    # the meta-regression's REML twin is rma(yi, vi, mods = ~ ablat) of the same effects
+    es = bayesmeta.escalc("RR", data=pd.read_csv(EXAMPLES / "dat.bcg.csv"), ai="tpos",
+                          bi="tneg", ci="cpos", di="cneg")
+    fit = rma("yi", "vi", data=es, mods="~ ablat", method="REML")
+    coefs = pd.read_csv(out / "tables" / "metaregression_coefficients.csv")
+    slope = coefs[(coefs.analysis == "latitude") & (coefs.term == "ablat")].iloc[0]
+    assert slope["reml_estimate"] == pytest.approx(
+        float(fit.coefficients.loc["ablat", "estimate"]), rel=RTOL)
+    assert slope["reml_estimate"] == pytest.approx(-0.0291, abs=5e-5)  # metafor's printout
+    levels = pd.read_csv(out / "tables" / "subgroups.csv")
+    assert sorted(levels["subgroup"]) == ["alternate", "random", "systematic"]
+    assert levels["k"].sum() == 13
+
+
+def test_fit_precomputed_effects_with_standard_errors(tmp_path, capsys):
+    """The eight schools (effect and its standard error, not recomputed) as bayesmeta's help
+    page fits them: half-Cauchy(25) on tau, flat mu; the exact posterior against the pinned
+    bayesmeta values."""
+    from refdata import reference_document
+
+    out = tmp_path / "rubin"
+    code = cli.main(["fit", str(EXAMPLES / "Rubin1981.csv"), "--measure", "GEN", "--yi",
+                     "effect", "--sei", "stderr", "--tau-prior", "HalfCauchy:scale=25",
+                     "--mu-prior", "Flat", "--engine", "exact", "--out", str(out), "--quiet"])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("pooled: k = 8; REML 7.871 [-0.294, 16.035]")  # no outcome
+    ref = reference_document("Rubin1981")["extras"]["help_page_halfcauchy25"]
+    pooled = pd.read_csv(out / "tables" / "pooled_summary.csv").iloc[0]
+    assert pooled["analysis"] == "pooled" and pooled["k"] == 8
+    assert pooled["mu_median"] == pytest.approx(ref["mu"]["median"], abs=1e-3)
+    assert pooled["tau_median"] == pytest.approx(ref["tau"]["median"], abs=1e-3)
+    effects = pd.read_csv(out / "tables" / "effect_sizes.csv")
+    table = pd.read_csv(EXAMPLES / "Rubin1981.csv")
+    assert np.allclose(effects["vi"], table["stderr"] ** 2, rtol=1e-12)
+    html = (out / "index.html").read_text()
+    assert "Main analyses (1 cell)" in html and 'id="synthetic-banner"' not in html
+
+
+@pytest.mark.parametrize("data, args, message", [
+    ("dat.normand1999.csv", ["--measure", "SMD"],
+     "column --outcome; required for a study table of the extraction schema"),
+    ("dat.normand1999.csv", ["--measure", "SMD", "--inputs", "m1i,sd1i,n1i,m2i,sd2i,n2i,ai"],
+     "column --inputs.ai: ai; not an escalc input of measure SMD"),
+    ("dat.normand1999.csv", ["--measure", "MD", "--yi", "yi_MD"],
+     "column --vi; --yi needs exactly one of --vi (sampling variances) and --sei"),
+    ("dat.bcg.csv", ["--measure", "RR", "--inputs", "ai=,bi=tneg"],
+     "column --inputs: ai=,bi=tneg; expected keyword=column"),
+    ("dat.bcg.csv", ["--measure", "RR", "--yi", "logrr", "--vi", "vi"],
+     "column effect.yi: logrr; no such column in dat.bcg.csv; its columns: label, trial"),
+    ("dat.bcg.csv", ["--measure", "RR", "--yi", "author", "--vi", "vi"],
+     "column effect.yi: author; column author holds text, not numbers"),
+    ("dat.bcg.csv", ["--measure", "RR", "--yi", "yi", "--vi", "vi", "--comparator", "active"],
+     "column main.comparators: active; selects rows by the column comparator, which the "
+     "study table does not have"),
+    ("dat.bcg.csv", ["--measure", "RR", "--yi", "yi", "--vi", "vi", "--mcid", "0.2"],
+     "column --mcid: 0.2; needs --outcome"),
+])
+def test_fit_generic_table_bad_input(tmp_path, capsys, data, args, message):
+    code = cli.main(["fit", str(EXAMPLES / data), *args, "--engine", "exact", "--out",
+                     str(tmp_path / "o"), "--quiet"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_fit_given_effects_must_be_complete(tmp_path, capsys):
+    table = pd.read_csv(EXAMPLES / "Rubin1981.csv")
+    table.loc[2, "stderr"] = -1.0
+    table.loc[5, "effect"] = np.nan
+    path = tmp_path / "schools.csv"
+    table.to_csv(path, index=False)
+    code = cli.main(["fit", str(path), "--measure", "GEN", "--yi", "effect", "--sei", "stderr",
+                     "--tau-prior", "HalfCauchy:scale=25", "--engine", "exact", "--out",
+                     str(tmp_path / "o"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "2 problems in schools.csv" in err
+    assert "row 3 (C), column stderr: -1; a standard error must be a finite number > 0" in err
+    assert "row 6 (F), column effect: missing (NaN); an effect size must be a finite number" \
+        in err
+
+
+def test_parse_inputs_option():
+    assert cli.parse_inputs_option("ai=tpos, bi = tneg,ci=cpos,di=cneg") == {
+        "ai": "tpos", "bi": "tneg", "ci": "cpos", "di": "cneg"}
+    assert cli.parse_inputs_option("m1i,sd1i=sd_1") == {"m1i": "m1i", "sd1i": "sd_1"}
+    with pytest.raises(bayesmeta.errors.InputError, match="each escalc keyword once"):
+        cli.parse_inputs_option("ai=tpos,ai=x")

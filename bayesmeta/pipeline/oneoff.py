@@ -1,7 +1,10 @@
-"""The plan of a one-off pooled analysis (``bayesmeta fit DATA.csv --measure ... --outcome ...``).
+"""The plan of a one-off analysis (``bayesmeta fit DATA.csv --measure ... --outcome ...``).
 
-The command line's options become a :class:`~bayesmeta.spec.Spec` with one main cell, so a
-one-off analysis runs through exactly the same pipeline and report as a full plan. Priors are
+The command line's options become a :class:`~bayesmeta.spec.Spec` with one main cell (and,
+when asked, one subgroup model and one meta-regression), so a one-off analysis runs through
+exactly the same pipeline and report as a full plan. The data are a study table of the
+extraction schema (``--outcome`` selects its rows) or any table whose effects are named by
+column: ``--yi`` with ``--vi`` or ``--sei`` (precomputed), or ``--inputs`` (escalc). Priors are
 given as ``family`` or ``family:key=value,...`` (e.g. ``HalfNormal:scale=0.5``,
 ``rhodes:outcome=pain_function``, ``Flat``) or as a JSON object, and are validated against the
 same closed registry as spec files.
@@ -16,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULTS
-from ..errors import InputError, Problem
+from ..errors import InputError, Problem, raise_if
 from ..spec import (
     EffectSpec,
     EngineSpec,
     MainSpec,
+    MetaRegressionSpec,
     OutcomeSpec,
     PriorChoice,
     Spec,
+    SubsetSpec,
     build_prior,
+    effect_problems,
 )
 
 
@@ -72,16 +78,23 @@ def parse_prior_option(text: str, option: str = "--tau-prior") -> dict[str, Any]
     return dict(definition)
 
 
-def one_off_spec(data: str | Path, *, measure: str, outcome: str,
+def one_off_spec(data: str | Path, *, measure: str, outcome: str | None = None,
                  comparator: str | None = None, follow_up: str | None = None,
                  tau_prior: str | None = None, mu_prior: str | None = None,
                  mcid: float | None = None, sd_ref: float | None = None,
                  direction: str = "lower", engine: str = "nuts", seed: int = 0,
-                 name: str | None = None, prepost_r: float | None = None) -> Spec:
+                 name: str | None = None, prepost_r: float | None = None,
+                 yi: str | None = None, vi: str | None = None, sei: str | None = None,
+                 inputs: Mapping[str, str] | None = None, subgroup: str | None = None,
+                 mods: str | None = None) -> Spec:
     """A plan with one pooled analysis of ``outcome`` (and the comparator / follow-up, when
-    given) in the study table ``data``.
+    given) in the study table ``data``, plus a subgroup model by the column ``subgroup`` and
+    a meta-regression on ``mods`` when given.
 
-    Without ``tau_prior`` / ``mu_prior`` the package defaults for the measure apply
+    ``yi`` with ``vi`` or ``sei`` (columns of precomputed effects on the scale ``measure``
+    names) or ``inputs`` (escalc keyword -> column) read any table; ``outcome`` then only names
+    the outcome (it is required for a study table of the extraction schema, whose rows it
+    selects). Without ``tau_prior`` / ``mu_prior`` the package defaults for the measure apply
     (HalfNormal(0.5) and Normal(0, 4) for standardised measures; a raw-scale measure needs an
     explicit tau prior). Clinical relevance is computed when ``mcid`` is given (with
     ``sd_ref`` for a standardised measure).
@@ -89,6 +102,23 @@ def one_off_spec(data: str | Path, *, measure: str, outcome: str,
     data = Path(data)
     if not data.exists():
         raise InputError(Problem("no such study table", column="data", value=str(data)))
+    effect = EffectSpec(measure=measure, prepost_r=prepost_r, yi=yi, vi=vi, sei=sei,
+                        inputs=dict(inputs or {}))
+    problems = effect_problems(effect, lambda key: "--" + key.replace("_", "-"))
+    if effect.schema_table and outcome is None:
+        problems.append(Problem("required for a study table of the extraction schema (it "
+                                "selects the rows); for any other table name its effects: "
+                                "--yi with --vi or --sei (precomputed), or --inputs "
+                                "(escalc keyword=column,...)", column="--outcome",
+                                show_value=False))
+    if mcid is not None and outcome is None:
+        problems.append(Problem("needs --outcome, the name of the outcome it belongs to",
+                                column="--mcid", value=mcid))
+    for option, value in (("--mcid", mcid), ("--sd-ref", sd_ref)):
+        if value is not None and not value > 0:
+            problems.append(Problem("must be > 0 (in outcome points)", column=option,
+                                    value=value))
+    raise_if(problems, "bayesmeta fit options")
     standardised = measure.upper() in DEFAULTS.standardised_measures
     if tau_prior is None:
         if not standardised:
@@ -115,19 +145,36 @@ def one_off_spec(data: str | Path, *, measure: str, outcome: str,
             "comparator": comparator, "follow_up": follow_up, "tau": tau_def, "mu": mu_def,
             "mcid": mcid, "sd_ref": sd_ref, "direction": direction, "engine": engine,
             "seed": seed, "prepost_r": prepost_r}
+    # keys of the column-named forms only when used: a schema-table run keeps its old digest
+    args.update({k: v for k, v in (("yi", yi), ("vi", vi), ("sei", sei),
+                                   ("inputs", dict(inputs or {}) or None),
+                                   ("subgroup", subgroup), ("mods", mods)) if v is not None})
     digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()
-    label = name or f"{data.stem}_{outcome}"
+    label = name or (f"{data.stem}_{outcome}" if outcome else data.stem)
+    outcomes = () if outcome is None else (outcome,)
+    main = MainSpec(outcomes=outcomes, comparators=(comparator,) if comparator else (),
+                    follow_ups=(follow_up,) if follow_up else ())
+    sensitivity = () if subgroup is None else (SubsetSpec(
+        name=f"by_{subgroup}", label=f"Subgroups by {subgroup}", outcomes=outcomes,
+        comparators=main.comparators, follow_ups=main.follow_ups, where={},
+        subgroup=subgroup),)
+    meta_regression = () if mods is None else (MetaRegressionSpec(
+        name="metareg", label=f"Meta-regression {mods}", outcome=outcome,
+        comparators=main.comparators, follow_ups=main.follow_ups, mods=mods),)
     return Spec(
-        name=label, title=f"One-off analysis: {outcome} in {data.name}", data=data,
-        seed=seed, effect=EffectSpec(measure=measure, prepost_r=prepost_r),
+        name=label, title=f"One-off analysis: {outcome + ' in ' if outcome else ''}{data.name}",
+        data=data, seed=seed, effect=effect,
         priors=PriorChoice(tau="tau", tau_sensitivity=(), mu="mu", mu_sensitivity=()),
         prior_table={"tau": tau_def, "mu": mu_def},
-        outcomes={outcome: OutcomeSpec(name=outcome, mcid=mcid, sd_ref=sd_ref,  # type: ignore[arg-type]
-                                       sd_ref_grid=(), direction=direction, label=outcome)},
-        main=MainSpec(outcomes=(outcome,), comparators=(comparator,) if comparator else (),
-                      follow_ups=(follow_up,) if follow_up else ()),
-        sensitivity=(), meta_regression=(),
+        outcomes={} if outcome is None else {outcome: OutcomeSpec(
+            name=outcome, mcid=mcid, sd_ref=sd_ref, sd_ref_grid=(), direction=direction,
+            label=outcome)},
+        main=main, sensitivity=sensitivity, meta_regression=meta_regression,
         engine=EngineSpec(primary=engine, sensitivity="exact"), path=None, sha256=digest,
-        description=f"One-off pooled analysis (bayesmeta fit) of {data.name}: {measure}, "
-                    f"outcome {outcome}" + (f", comparator {comparator}" if comparator else "")
-                    + (f", follow-up {follow_up}" if follow_up else "") + ".")
+        description=f"One-off analysis (bayesmeta fit) of {data.name}: "
+                    f"{effect.describe_source()}"
+                    + (f", outcome {outcome}" if outcome else "")
+                    + (f", comparator {comparator}" if comparator else "")
+                    + (f", follow-up {follow_up}" if follow_up else "")
+                    + (f"; subgroups by {subgroup}" if subgroup else "")
+                    + (f"; meta-regression {mods}" if mods else "") + ".")

@@ -7,6 +7,10 @@ times are never pooled with each other (a study's short- and long-term results a
 independent), so every analysis has exactly one outcome and one follow-up; several
 comparators may be pooled (each comparison of a multi-arm trial is its own row, as the review
 pooled them).
+
+A table that is not a study table of the extraction schema (effects given by column names, see
+:class:`~bayesmeta.spec.EffectSpec`) holds one outcome: its analyses are not filtered by
+outcome, and without a declared outcome the main analysis (``"pooled"``) uses every row.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ class Analysis:
     group
         The spec entry it comes from (``"main"``, or the sensitivity / meta-regression name).
     outcome, follow_up
-        The outcome (a key of ``spec.outcomes``) and the follow-up.
+        The outcome (a key of ``spec.outcomes``; ``None`` for a table without a declared
+        outcome) and the follow-up (``None``: not selected by follow-up).
     filters
         ``{column: allowed values}``; a row is used when every column's value is allowed.
     subgroup, tau
@@ -57,7 +62,7 @@ class Analysis:
     label: str
     kind: str
     group: str
-    outcome: str
+    outcome: str | None
     follow_up: str | None
     filters: Mapping[str, tuple[Any, ...]]
     subgroup: str | None = None
@@ -100,9 +105,11 @@ def seed_for(base: int, name: str) -> int:
     return int(state.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def _filters(outcome: str, comparators: tuple[str, ...], follow_up: str | None,
+def _filters(outcome: str | None, comparators: tuple[str, ...], follow_up: str | None,
              where: Mapping[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
-    out: dict[str, tuple[Any, ...]] = {"outcome": (outcome,)}
+    out: dict[str, tuple[Any, ...]] = {}
+    if outcome is not None:
+        out["outcome"] = (outcome,)
     if comparators:
         out["comparator"] = tuple(comparators)
     if follow_up is not None:
@@ -117,35 +124,45 @@ def expand(spec: Spec) -> list[Analysis]:
 
     An empty ``main.comparators`` pools every comparator of an outcome; an empty
     ``main.follow_ups`` selects no follow-up (a one-off analysis of a table with one
-    follow-up)."""
+    follow-up). A table outside the extraction schema is not selected by outcome; without a
+    declared outcome its main analysis is named ``"pooled"``."""
     out: list[Analysis] = []
     m = spec.main
-    for outcome in m.outcomes:
+    by_outcome = spec.effect.schema_table
+
+    def outcome_label(outcome: str | None) -> str | None:
+        return None if outcome is None else (spec.outcomes[outcome].label or outcome)
+
+    for outcome in m.outcomes or (None,):
         for comparator in m.comparators or (None,):
             for follow_up in m.follow_ups or (None,):
                 parts = [p for p in (outcome, comparator, follow_up) if p is not None]
-                name = "_".join(parts)
-                label = ", ".join([spec.outcomes[outcome].label or outcome]
+                name = "_".join(parts) or "pooled"
+                label = ", ".join([outcome_label(outcome) or "Pooled analysis of every row"]
                                   + ([f"{comparator} comparator"] if comparator else [])
                                   + ([f"{follow_up} term"] if follow_up else []))
                 comparators = (comparator,) if comparator else ()
                 out.append(Analysis(name, label, "main", "main", outcome, follow_up,
-                                    _filters(outcome, comparators, follow_up, {})))
+                                    _filters(outcome if by_outcome else None, comparators,
+                                             follow_up, {})))
     for s in spec.sensitivity:
-        for outcome in s.outcomes:
+        for outcome in s.outcomes or (None,):
             for follow_up in s.follow_ups or (None,):
                 name = "_".join(p for p in (s.name, outcome, follow_up) if p is not None)
-                label = f"{s.label}: {spec.outcomes[outcome].label or outcome}" + (
-                    f", {follow_up} term" if follow_up else "")
+                shown = outcome_label(outcome)
+                label = (s.label + (f": {shown}" if shown else "")
+                         + (f", {follow_up} term" if follow_up else ""))
                 kind = "subgroup" if s.subgroup else "subset"
                 out.append(Analysis(name, label, kind, s.name, outcome, follow_up,
-                                    _filters(outcome, s.comparators, follow_up, s.where),
+                                    _filters(outcome if by_outcome else None, s.comparators,
+                                             follow_up, s.where),
                                     subgroup=s.subgroup, tau=s.tau))
     for r in spec.meta_regression:
         for follow_up in r.follow_ups or (None,):
             name = r.name if len(r.follow_ups) <= 1 else f"{r.name}_{follow_up}"
             out.append(Analysis(name, r.label, "meta_regression", r.name, r.outcome, follow_up,
-                                _filters(r.outcome, r.comparators, follow_up, {}),
+                                _filters(r.outcome if by_outcome else None, r.comparators,
+                                         follow_up, {}),
                                 mods=r.mods))
     return out
 
@@ -153,8 +170,9 @@ def expand(spec: Spec) -> list[Analysis]:
 def reference_analysis(analysis: Analysis) -> Analysis:
     """The pooled model of the same rows as a subgroup model or meta-regression."""
     comparators = analysis.filters.get("comparator", ())
-    name = "pooled_" + "_".join([analysis.outcome, *map(str, comparators),
-                                 str(analysis.follow_up)])
+    parts = [p for p in (analysis.outcome, *map(str, comparators), analysis.follow_up)
+             if p is not None]
+    name = "pooled_" + ("_".join(parts) if parts else f"rows_of_{analysis.name}")
     label = (f"Pooled model of the same studies as {analysis.name} (for the LOO comparison)")
     return Analysis(name, label, "reference", analysis.group, analysis.outcome,
                     analysis.follow_up, dict(analysis.filters))
@@ -208,6 +226,70 @@ def select(table: pd.DataFrame, analysis: Analysis) -> Selection:
             notes.append(f"{int(na.sum())} row(s) left out because {col} is missing")
         keep &= hit
     return Selection(np.flatnonzero(keep), tuple(notes))
+
+
+def check_values(spec: Spec, table: pd.DataFrame) -> list[Problem]:
+    """Problems of the plan against its study table, each naming the spec key, the value and
+    what the table holds: an outcome, comparator or follow-up that never occurs there (a typo
+    that would otherwise leave an analysis with no rows), and a ``where`` or ``subgroup``
+    column the table does not have. Values of ``where`` that do not occur are notes of the
+    selection instead (a level may legitimately be absent from a subset).
+
+    A value inherited from ``[main]`` is reported once, under ``main``.
+    """
+    by_outcome = spec.effect.schema_table
+    selectors: list[tuple[str, str, tuple[Any, ...]]] = []  # (key path, column, values)
+
+    def add(path: str, outcomes: tuple[str | None, ...], comparators: tuple[str, ...],
+            follow_ups: tuple[str, ...]) -> None:
+        if by_outcome:
+            selectors.append((f"{path}.outcomes", "outcome",
+                              tuple(o for o in outcomes if o is not None)))
+        selectors.append((f"{path}.comparators", "comparator", comparators))
+        selectors.append((f"{path}.follow_ups", "follow_up", follow_ups))
+
+    m = spec.main
+    add("main", m.outcomes, m.comparators, m.follow_ups)
+    columns_used: list[tuple[str, str]] = []  # (key path, column)
+    for i, sub in enumerate(spec.sensitivity):
+        add(f"sensitivity[{i}]", sub.outcomes, sub.comparators, sub.follow_ups)
+        columns_used += [(f"sensitivity[{i}].where.{col}", col) for col in sub.where]
+        if sub.subgroup:
+            columns_used.append((f"sensitivity[{i}].subgroup", sub.subgroup))
+    for i, r in enumerate(spec.meta_regression):
+        if by_outcome:
+            selectors.append((f"meta_regression[{i}].outcome", "outcome",
+                              () if r.outcome is None else (r.outcome,)))
+        selectors.append((f"meta_regression[{i}].comparators", "comparator", r.comparators))
+        selectors.append((f"meta_regression[{i}].follow_ups", "follow_up", r.follow_ups))
+
+    listing = ", ".join(map(str, table.columns))
+    problems: list[Problem] = []
+    seen: set[tuple[str, Any]] = set()
+    for path, col, values in selectors:
+        if not values or (col, None) in seen:
+            continue
+        if col not in table.columns:
+            seen.add((col, None))
+            problems.append(Problem(f"selects rows by the column {col}, which the study table "
+                                    f"does not have; its columns: {listing}", column=path,
+                                    value=", ".join(map(str, values))))
+            continue
+        present = sorted({str(v) for v in table[col].dropna().astype("object")})
+        for value in values:
+            if (col, value) in seen:
+                continue
+            seen.add((col, value))
+            if not _matches(table[col], (value,)).any():
+                problems.append(Problem(f"never occurs in the study table's {col} column, so "
+                                        f"no rows match it; values there: "
+                                        f"{', '.join(present) or 'none'}", column=path,
+                                        value=value))
+    for path, col in columns_used:
+        if col not in table.columns:
+            problems.append(Problem(f"no such column in the study table; its columns: "
+                                    f"{listing}", column=path, value=col))
+    return problems
 
 
 def capacity_plan(table: pd.DataFrame, selections: Mapping[str, Selection],

@@ -1,7 +1,9 @@
 """``run_spec``: an analysis plan end to end, from the study table to the report.
 
 Order of work: read and validate the study table, compute the effect sizes once (recording the
-pre-post correlation and every imputed change-score SD), expand the plan into analyses, size
+pre-post correlation and every imputed change-score SD; or take them from the columns the spec
+names, for a table outside the extraction schema), check that every outcome, comparator and
+follow-up the plan selects occurs in the table, expand the plan into analyses, size
 the one compiled NUTS sampler that every fit shares (the largest k and the largest number of
 coefficients over the plan, each rounded up to a power of two), run every analysis, compare
 the published cells with their reproduction, reanalyse the published results, compare models
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..config import DEFAULTS
-from ..errors import InputError, Problem
-from ..inputs import MEASURE_ATTR
+from ..errors import InputError, Problem, raise_if
+from ..inputs import ESCALC_ATTR, MEASURE_ATTR
 from ..spec import Spec, parse_spec
 from .analyses import (
     AnalysisResult,
@@ -34,7 +37,16 @@ from .analyses import (
     skipped,
 )
 from .compare import LooComparison, compare_models
-from .plan import Analysis, Selection, capacity_plan, expand, reference_analysis, seed_for, select
+from .plan import (
+    Analysis,
+    Selection,
+    capacity_plan,
+    check_values,
+    expand,
+    reference_analysis,
+    seed_for,
+    select,
+)
 from .provenance import Provenance, provenance
 from .published import Reanalysis, published_vs_reproduced, read_published, reanalyse_published
 from .record import Recorder
@@ -191,20 +203,110 @@ def _settings(spec: Spec, engine: str | None, quick: bool, capacity: int,
         level=DEFAULTS.level, quick=quick)
 
 
+def _spec_context(spec: Spec) -> str:
+    return f"spec {spec.path}" if spec.path else "spec"
+
+
+def read_any_table(path: Path) -> pd.DataFrame:
+    """A table outside the extraction schema (e.g. a metafor dataset), read as it is.
+
+    Every column is typed as :func:`bayesmeta.io.read_studies` types the columns outside its
+    schema (numbers, else yes/no, else text); the index ``row`` is the 1-based data row.
+    """
+    from ..io.cells import infer_column
+    from ..io.sources import load
+
+    raw = load(path)
+    problems = list(raw.problems)
+    names = list(raw.header)
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem("the column name occurs more than once; each column needs "
+                                "its own name", column=name, show_value=False))
+    if not raw.rows:
+        problems.append(Problem("the table has no data rows"))
+    raise_if(problems, raw.context)
+    data = {}
+    for name, values in zip(raw.header, raw.columns, strict=True):
+        parsed, dtype = infer_column(values)
+        data[name] = pd.array(parsed, dtype=dtype)
+    return pd.DataFrame(data, index=pd.Index(np.asarray(raw.rows, dtype=np.int64), name="row"))
+
+
+def given_effects(spec: Spec, table: pd.DataFrame) -> pd.DataFrame:
+    """The table with ``yi`` / ``vi`` taken from the columns ``[effect]`` names (``yi`` times
+    ``sign``; ``vi`` or ``sei`` squared). Every missing or impossible value is an error naming
+    row, study, column and value; a ``yi``/``vi`` column of the table that is replaced is
+    recorded."""
+    e = spec.effect
+    problems = []
+    for key in ("yi", "vi", "sei"):
+        col = getattr(e, key)
+        if col is None:
+            continue
+        if col not in table.columns:
+            problems.append(Problem(f"no such column in {spec.data.name}; its columns: "
+                                    f"{', '.join(map(str, table.columns))}",
+                                    column=f"effect.{key}", value=col))
+        elif not pd.api.types.is_float_dtype(table[col].dtype):
+            problems.append(Problem(f"column {col} holds text, not numbers",
+                                    column=f"effect.{key}", value=col))
+    raise_if(problems, _spec_context(spec))
+    spread = e.vi or e.sei
+    assert e.yi is not None and spread is not None  # effect_problems guarantees both
+    labels = next((table[c].astype("object").to_numpy() for c in ("study_id", "label")
+                   if c in table.columns), [None] * len(table))
+    yi = table[e.yi].to_numpy(dtype=float, na_value=np.nan)
+    spread_values = table[spread].to_numpy(dtype=float, na_value=np.nan)
+    noun = "a sampling variance" if e.vi else "a standard error"
+    for i, row in enumerate(table.index):
+        study = None if labels[i] is None or pd.isna(labels[i]) else str(labels[i])
+        if not np.isfinite(yi[i]):
+            problems.append(Problem("an effect size must be a finite number (a study without "
+                                    "one cannot be pooled: remove the row)", row=int(row),
+                                    study=study, column=e.yi, value=float(yi[i])))
+        if not (np.isfinite(spread_values[i]) and spread_values[i] > 0):
+            problems.append(Problem(f"{noun} must be a finite number > 0", row=int(row),
+                                    study=study, column=spread,
+                                    value=float(spread_values[i])))
+    raise_if(problems, spec.data.name)
+    out = table.copy()
+    replaced = [c for c, source in (("yi", e.yi), ("vi", e.vi)) if c in table.columns
+                and c != source]
+    out["yi"] = e.sign * yi
+    out["vi"] = spread_values if e.vi else spread_values ** 2
+    notes = [f"column {c} of the table replaced by the effects the spec names" for c in replaced]
+    out.attrs = {MEASURE_ATTR: e.measure, ESCALC_ATTR: {
+        "measure": e.measure, "description": e.describe_source(), "sign": e.sign,
+        "direction": "yi as given" if e.sign == 1 else "yi = -1 x the given effect",
+        "prepost_r": None, "inputs": {k: v for k in ("yi", "vi", "sei")
+                                      if (v := getattr(e, k)) is not None},
+        "imputed_change_sd": [], "replaced_columns": replaced, "warnings": [],
+        "notes": notes}}
+    return out
+
+
 def _read(spec: Spec, rec: Recorder) -> tuple[pd.DataFrame, Provenance]:
     from ..effects import escalc
     from ..io import read_studies
 
+    e = spec.effect
     with rec.step("read_and_escalc"):
-        table = read_studies(spec.data)
-        for item in table.attrs.get("excluded", []):
-            rec.note(f"row {item['row']} ({item['study_id']}) kept out of the study table: "
-                     f"{item['reason']}")
-        effects = escalc(spec.effect.measure, data=table, prepost_r=spec.effect.prepost_r,
-                         sign=spec.effect.sign)
+        if e.schema_table:
+            table = read_studies(spec.data)
+            for item in table.attrs.get("excluded", []):
+                rec.note(f"row {item['row']} ({item['study_id']}) kept out of the study "
+                         f"table: {item['reason']}")
+            effects = escalc(e.measure, data=table, prepost_r=e.prepost_r, sign=e.sign)
+        else:
+            table = read_any_table(spec.data)
+            if e.yi is not None:
+                effects = given_effects(spec, table)
+            else:
+                effects = escalc(e.measure, data=table, prepost_r=e.prepost_r, sign=e.sign,
+                                 **e.inputs)
     record = effects.attrs.get("escalc", {})
     for note in record.get("notes", []):
-        rec.note(f"escalc: {note}")
+        rec.note(f"{'effects' if e.yi is not None else 'escalc'}: {note}")
     return effects, provenance(spec.data, table)
 
 
@@ -256,7 +358,7 @@ def _run_one(spec: Spec, a: Analysis, sel: Selection, effects: pd.DataFrame,
         notes = (*notes, f"k = {sel.k}: run with warnings (between-study heterogeneity is "
                          "barely identified; the tau posterior leans on its prior)")
     rows = effects.iloc[sel.rows].reset_index(drop=True)
-    outcome = check_outcome(spec.outcomes, a)
+    outcome = None if a.outcome is None else check_outcome(spec.outcomes, a)
     if a.kind == "subgroup":
         return run_subgroup(a, rows, seed, settings, outcome, notes)
     if a.kind == "meta_regression":
@@ -370,6 +472,7 @@ def run_spec(spec_or_path: Spec | str | os.PathLike, *, out_dir: str | os.PathLi
     compile_before = dict(COMPILE_STATS)
     rec = Recorder("run")
     effects, prov = _read(spec, rec)
+    raise_if(check_values(spec, effects), _spec_context(spec))
     pub_prov = None
     published_table = None
     if spec.published is not None:
@@ -423,6 +526,8 @@ def run_spec(spec_or_path: Spec | str | os.PathLike, *, out_dir: str | os.PathLi
         "seed": spec.seed,
         "spec": {"path": str(spec.path) if spec.path else None, "sha256": spec.sha256},
         "data": prov.to_dict(),
+        "effect": {"measure": spec.effect.measure, "source": spec.effect.describe_source(),
+                   "sign": spec.effect.sign},
         "published": None if pub_prov is None else pub_prov.to_dict(),
         "quick": quick,
         "engine": {"primary": settings.primary_engine,
