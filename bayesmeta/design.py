@@ -170,8 +170,11 @@ def _prepare(data: pd.DataFrame, levels: Mapping[str, Sequence[Any]],
     out = {}
     for col in data.columns:
         s = data[col]
+        # recoding a Categorical into fewer categories is deprecated in pandas (it will
+        # raise); its values as objects recode the same way without that hazard
+        values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
         if col in levels:
-            out[col] = pd.Categorical(s, categories=list(levels[col]))
+            out[col] = pd.Categorical(values, categories=list(levels[col]))
             continue
         if not _is_text(s):
             out[col] = s.to_numpy() if not isinstance(s.dtype, pd.BooleanDtype) else \
@@ -189,7 +192,7 @@ def _prepare(data: pd.DataFrame, levels: Mapping[str, Sequence[Any]],
         if col in reference:
             ref = reference[col]
             cats = [ref] + [c for c in cats if c != ref]
-        out[col] = pd.Categorical(s, categories=cats)
+        out[col] = pd.Categorical(values, categories=cats)
     return pd.DataFrame(out, index=pd.RangeIndex(len(data)))
 
 

@@ -174,3 +174,15 @@ def test_grouping_levels_reference_and_missing(table):
     assert list(kept.rows) == list(range(1, 8)) and len(kept.excluded) == 1
     with pytest.raises(InputError, match="no such column"):
         grouping(table, "nope")
+
+
+def test_categorical_with_an_unused_category_recodes_without_pandas_deprecation():
+    import warnings
+
+    data = pd.DataFrame({"rob": pd.Categorical(["high", "some", "high", "some"],
+                                               categories=["low", "some", "high"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas deprecates recoding into fewer categories
+        design = design_matrix("~ rob", data)
+    assert design.terms == ("intercept", "rob[T.high]")
+    np.testing.assert_array_equal(design.matrix[:, 1], [1, 0, 1, 0])
