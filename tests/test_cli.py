@@ -159,18 +159,37 @@ def test_fit_raw_measure_needs_a_tau_prior(tmp_path, capsys):
 EXAMPLES = ROOT / "data" / "examples"
 
 
-def test_run_example_spec_end_to_end(tmp_path, capsys):
+def _main_captured(args: list[str]) -> tuple[int, str, str]:
+    """``cli.main(args)`` with its stdout and stderr (for module-scoped runs, where capsys is
+    not available)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bcg_quick(tmp_path_factory):
+    """models/dat_bcg.toml run once in quick mode: (exit code, output folder, stdout+stderr)."""
+    out = tmp_path_factory.mktemp("bcg") / "bcg"
+    code, stdout, stderr = _main_captured(["run", str(ROOT / "models" / "dat_bcg.toml"),
+                                           "--quick", "--out", str(out), "--quiet"])
+    return code, out, stdout + stderr
+
+
+def test_run_example_spec_end_to_end(bcg_quick):
     """models/dat_bcg.toml (escalc inputs, a subgroup model, a meta-regression) through the
     command line in quick mode: the report cites the trials' source, carries no SYNTHETIC
     banner, and its numbers are the REML fit pinned from metafor and the bayesmeta posterior
     under the same priors."""
     from refdata import RTOL, assert_close, reference_document
 
-    out = tmp_path / "bcg"
-    assert cli.main(["run", str(ROOT / "models" / "dat_bcg.toml"), "--quick", "--out",
-                     str(out), "--quiet"]) == 0
-    captured = capsys.readouterr()
-    assert "SYNTHETIC" not in captured.out + captured.err
+    code, out, captured = bcg_quick
+    assert code == 0
+    assert "SYNTHETIC" not in captured
     html = (out / "index.html").read_text()
     assert "Colditz, G. A." in html and "doi.org/10.1001/jama.1994.03510330076038" in html
     assert 'id="synthetic-banner"' not in html and "SYNTHETIC" not in html
@@ -209,18 +228,26 @@ def test_run_example_spec_end_to_end(tmp_path, capsys):
     assert levels["k"].sum() == 13
 
 
-def test_fit_precomputed_effects_with_standard_errors(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def rubin_fit(tmp_path_factory):
+    """``bayesmeta fit`` of the eight schools (no outcome declared), run once:
+    (exit code, output folder, stdout)."""
+    out = tmp_path_factory.mktemp("rubin") / "rubin"
+    code, stdout, _ = _main_captured([
+        "fit", str(EXAMPLES / "Rubin1981.csv"), "--measure", "GEN", "--yi", "effect", "--sei",
+        "stderr", "--tau-prior", "HalfCauchy:scale=25", "--mu-prior", "Flat", "--engine",
+        "exact", "--out", str(out), "--quiet"])
+    return code, out, stdout
+
+
+def test_fit_precomputed_effects_with_standard_errors(rubin_fit):
     """The eight schools (effect and its standard error, not recomputed) as bayesmeta's help
     page fits them: half-Cauchy(25) on tau, flat mu; the exact posterior against the pinned
     bayesmeta values."""
     from refdata import reference_document
 
-    out = tmp_path / "rubin"
-    code = cli.main(["fit", str(EXAMPLES / "Rubin1981.csv"), "--measure", "GEN", "--yi",
-                     "effect", "--sei", "stderr", "--tau-prior", "HalfCauchy:scale=25",
-                     "--mu-prior", "Flat", "--engine", "exact", "--out", str(out), "--quiet"])
+    code, out, stdout = rubin_fit
     assert code == 0
-    stdout = capsys.readouterr().out
     assert stdout.startswith("pooled: k = 8; REML 7.871 [-0.294, 16.035]")  # no outcome
     ref = reference_document("Rubin1981")["extras"]["help_page_halfcauchy25"]
     pooled = pd.read_csv(out / "tables" / "pooled_summary.csv").iloc[0]
@@ -232,6 +259,76 @@ def test_fit_precomputed_effects_with_standard_errors(tmp_path, capsys):
     assert np.allclose(effects["vi"], table["stderr"] ** 2, rtol=1e-12)
     html = (out / "index.html").read_text()
     assert "Main analyses (1 cell)" in html and 'id="synthetic-banner"' not in html
+
+
+def _methods_paragraph(md: str, lead: str) -> str:
+    """The methods paragraph of report.md that starts with ``**<lead>**``."""
+    start = md.index(f"**{lead}**")
+    return md[start:md.index("\n", start)]
+
+
+def test_example_report_says_what_was_done(bcg_quick):
+    """dat.bcg (RR by escalc from a 2x2 table, an outcome with a direction but no MCID, a
+    subgroup model, a meta-regression without row filters): no text of the review's plan
+    (Hedges' g, change-score imputation, the LBP MCID caveat, SMD labels) leaks into the
+    report; the run's measure, scale, checks and rows are named instead."""
+    code, out, _ = bcg_quick
+    assert code == 0
+    md = (out / "report.md").read_text()
+    effects = _methods_paragraph(md, "Effect sizes.")
+    assert effects == (
+        "**Effect sizes.** Log risk ratio (RR; yi = +1 x (arm 1 vs arm 2)), computed once by "
+        "escalc from the columns ai = tpos, bi = tneg, ci = cpos, di = cneg. No row had a "
+        "zero cell, so no continuity correction was applied.")
+    for text in ("Hedges", "change-score", "Cochrane", "pre-post", "low back pain", "MCID_SMD",
+                 "SMD (REML)", "All 0 enforced", "rows: .", "as the review", "Ostelo"):
+        assert text not in md, text
+    relevance = _methods_paragraph(md, "Clinical relevance.")
+    assert relevance.startswith("**Clinical relevance.** No MCID (minimal clinically important "
+                                "difference) was declared, so no clinical-relevance "
+                                "probabilities are computed.")
+    assert relevance.endswith("benefit the plan declares: Tuberculosis (log risk ratio): "
+                              "below 0.")
+    assert md.count("No MCID (minimal clinically important difference) was declared") == 1
+    assert ("No enforced checks in this run (no NUTS fit to gate; no published results to "
+            "reproduce).") in md
+    assert "Formula ~ ablat; rows: every row of the table." in md
+    assert "_Posterior and tau. Top: posterior densities of mu and theta_new (no MCID " in md
+    # metafor's yi of RR is the log risk ratio: the column says so, the title too
+    assert "| analysis | k | log RR (REML) |" in md
+    assert ("estimates on the log scale (log RR, as metafor reports yi: exp() gives the "
+            "ratio); benefit = Tuberculosis (log risk ratio): below 0**") in md
+    pooled = pd.read_csv(out / "tables" / "pooled_summary.csv").set_index("analysis")
+    sens = pd.read_csv(out / "tables" / "prior_sensitivity.csv")
+    primary = sens[sens["prior"].str.endswith("(primary)")].iloc[0]
+    # P(benefit) from the declared direction (lower) without an MCID, as in the prior table
+    assert pooled.loc["tuberculosis", "p_mu_benefit"] == pytest.approx(
+        primary["p_mu_benefit"], abs=1e-12)
+    assert pooled.loc["tuberculosis", "p_mu_benefit"] > 0.999
+    levels = pd.read_csv(out / "tables" / "subgroups.csv")
+    assert set(levels["variable"]) == {"alloc"}
+    assert levels["p_mu_benefit"].between(0, 1).all()
+
+
+def test_one_off_without_outcome_report_says_what_was_done(rubin_fit):
+    """The eight schools by ``bayesmeta fit`` (precomputed GEN effects with standard errors,
+    no outcome, hence no direction of benefit and no MCID)."""
+    code, out, _ = rubin_fit
+    assert code == 0
+    md = (out / "report.md").read_text()
+    assert _methods_paragraph(md, "Effect sizes.") == (
+        "**Effect sizes.** Precomputed effects: generic effect on the outcome's own scale (GEN) "
+        "taken as given from column effect, with their standard errors in column stderr "
+        "(squared into sampling variances); not recomputed.")
+    relevance = _methods_paragraph(md, "Clinical relevance.")
+    assert "No outcome and no direction of benefit were declared either" in relevance
+    for text in ("Hedges", "escalc from", "Cochrane", "benefit = ", "P(mu: benefit)",
+                 "SMD (REML)", "low back pain", "All 0 enforced"):
+        assert text not in md, text
+    assert "| analysis | k | effect (REML) |" in md
+    assert "No enforced checks in this run (no NUTS fit to gate" in md
+    pooled = pd.read_csv(out / "tables" / "pooled_summary.csv")
+    assert "p_mu_benefit" not in pooled.columns
 
 
 @pytest.mark.parametrize("data, args, message", [

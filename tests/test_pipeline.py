@@ -452,3 +452,81 @@ def test_primary_fit_below_the_plans_ess_is_redrawn_with_more_draws():
     rec = Recorder("test")
     assert _reach_ess(fine, rec, "primary", {"draws": 1000}, lambda d: 1 / 0) is fine
     assert rec.notes == []
+
+
+def test_benefit_follows_the_declared_direction_without_an_mcid():
+    """models/rubin1981.toml declares benefit = higher and no MCID: P(mu: benefit) of the
+    pooled summary and of the prior-sensitivity table is P(mu > 0) (not the default side
+    below 0); without a declared outcome there is no direction, hence no P(benefit) and no
+    'benefit =' in the title. The column label is the run's measure, not SMD."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from bayesmeta.pipeline import tables
+
+    spec = parse_spec(MODELS / "rubin1981.toml")
+    schools = pd.read_csv(ROOT / "data" / "examples" / "Rubin1981.csv")
+    fit = bayesmeta.bayes_rma(schools["effect"].to_numpy(), schools["stderr"].to_numpy() ** 2,
+                              tau_prior=spec.prior(spec.priors.tau), mu_prior=None,
+                              engine="exact")
+    analysis = SimpleNamespace(name="sat_v", kind="main", model="pooled", group="main",
+                               outcome="sat_v")
+    result = SimpleNamespace(name="sat_v", analysis=analysis, k=8, status="ok", reml=None,
+                             bayes=fit, relevance=None, notes=(), sensitivity={})
+
+    def run_of(plan):
+        return SimpleNamespace(spec=plan, analyses=[result],
+                               settings=SimpleNamespace(level=0.95, primary_label="primary"))
+
+    above = fit.prob("mu", ">", 0.0)
+    assert 0.9 < above < 0.99  # eight schools: mu is positive with probability about 0.95
+    pooled = tables.pooled_summary(run_of(spec))
+    assert pooled.loc[0, "p_mu_benefit"] == pytest.approx(above, abs=1e-12)
+    assert tables.prior_sensitivity(run_of(spec)).loc[0, "p_mu_benefit"] == pytest.approx(
+        above, abs=1e-12)
+    assert pooled.attrs["labels"]["reml_estimate"] == "effect (REML)"
+    assert pooled.attrs["title"].endswith("benefit = SAT-V coaching effect (points): above 0")
+    lower = dataclasses.replace(spec, outcomes={"sat_v": dataclasses.replace(
+        spec.outcomes["sat_v"], direction="lower")})
+    assert tables.pooled_summary(run_of(lower)).loc[0, "p_mu_benefit"] == pytest.approx(
+        1 - above, abs=1e-9)
+    undeclared = dataclasses.replace(spec, outcomes={})
+    pooled = tables.pooled_summary(run_of(undeclared))
+    assert "p_mu_benefit" not in pooled.columns
+    assert "p_mu_benefit" not in tables.prior_sensitivity(run_of(undeclared)).columns
+    assert "benefit" not in pooled.attrs["title"]
+    log_rr = dataclasses.replace(undeclared, effect=dataclasses.replace(spec.effect,
+                                                                        measure="RR"))
+    pooled = tables.pooled_summary(run_of(log_rr))
+    assert pooled.attrs["labels"]["reml_estimate"] == "log RR (REML)"
+    assert pooled.attrs["title"].endswith("estimates on the log scale (log RR, as metafor "
+                                          "reports yi: exp() gives the ratio)")
+
+
+def test_review_report_keeps_the_plans_methods_texts(run):
+    """The review's plan (SMD from change scores, MCIDs with sd_ref grids, published cells):
+    the texts that apply to it are all there; those of plans without them are not."""
+    md = (run.out_dir / "report.md").read_text()
+    n_imputed = len(pd.read_csv(run.out_dir / "tables" / "imputed_change_sd.csv"))
+    assert n_imputed > 0
+    for text in ("Standardized mean difference, Hedges' g (exact bias correction) (SMD; "
+                 "yi = +1 x (arm 1 - arm 2); Hedges 1981), computed once by escalc from the "
+                 "arm-level summaries.",
+                 "Missing change-score SDs were imputed from baseline and follow-up SDs with a "
+                 f"pre-post correlation r = 0.5 in {n_imputed} arm(s) (Cochrane 2022)",
+                 "confidence intervals, as the review (Viechtbauer 2010)",
+                 "SMDs are converted to points with the declared reference SD sd_ref",
+                 "- Pain: MCID 1.5 points, benefit = lower, sd_ref 2 points (MCID on the SMD "
+                 "scale 0.750; sensitivity grid 1.5, 2, 2.5)",
+                 "> **Published MCIDs for low back pain (Ostelo et al. 2008",
+                 "The frequentist reading of each REML result uses the review's categories",
+                 "The published results are reanalysed as in Spiegelhalter et al. 2004.",
+                 "All 8 enforced checks passed (every published cell reproduced).",
+                 "Published vs reproduced (8 main cells)",
+                 "| analysis | k | SMD (REML) |",
+                 "benefit = Pain: below 0; Disability: below 0**",
+                 "- Hedges LV (1981)", "- Cochrane (2022)"):
+        assert text in md, text
+    for text in ("No MCID", "No enforced checks", "Precomputed effects", "log scale",
+                 "every row of the table"):
+        assert text not in md, text

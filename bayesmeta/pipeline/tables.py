@@ -26,6 +26,38 @@ def pct(level: float) -> str:
     return f"{100 * level:g}%"
 
 
+#: measures whose effects metafor reports on a transformed scale: column label and scale
+_TRANSFORMED = {"OR": ("log OR", "log"), "RR": ("log RR", "log"), "ROM": ("log ROM", "log"),
+                "PLN": ("log proportion", "log"), "PLO": ("logit proportion", "logit"),
+                "ZCOR": ("Fisher z", "Fisher z")}
+
+
+def effect_label(measure: str) -> str:
+    """Short name of the scale the effects (and every pooled estimate) are on: the measure,
+    or e.g. ``"log RR"`` where metafor's yi is the log of the ratio (``"effect"`` for GEN)."""
+    if measure in _TRANSFORMED:
+        return _TRANSFORMED[measure][0]
+    return "effect" if measure == "GEN" else measure
+
+
+def scale_note(measure: str) -> str:
+    """A clause saying the estimates are on a transformed scale ("" when they are not)."""
+    if measure not in _TRANSFORMED:
+        return ""
+    label, scale = _TRANSFORMED[measure]
+    back = ": exp() gives the ratio" if scale == "log" and measure != "PLN" else ""
+    return f"estimates on the {scale} scale ({label}, as metafor reports yi{back})"
+
+
+def _benefit_op(run: RunResult, r: AnalysisResult) -> str | None:
+    """``"<"`` or ``">"``: the side of 0 the plan declares as benefit for the analysis's
+    outcome (``None`` when no outcome, hence no direction, is declared)."""
+    outcome = run.spec.outcomes.get(r.analysis.outcome) if r.analysis.outcome else None
+    if outcome is None:
+        return None
+    return "<" if outcome.direction == "lower" else ">"
+
+
 def _frame(rows: list[dict[str, Any]], title: str, labels: dict[str, str] | None = None,
            notes: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
@@ -75,10 +107,15 @@ def pooled_summary(run: RunResult) -> pd.DataFrame:
                         "p_new_mcid": cr.p_new_mcid, "mcid_smd": cr.mcid_smd,
                         "frequentist_reading": None if cr.frequentist is None
                         else cr.frequentist.category})
+        elif b is not None and "mu" in b.params and (op := _benefit_op(run, r)) is not None:
+            # no MCID: the declared direction still defines P(benefit)
+            row["p_mu_benefit"] = b.prob("mu", op, 0.0)
         row["notes"] = " | ".join(r.notes)
         rows.append(row)
     p = pct(level)
-    labels = {"k": "k", "reml_estimate": "SMD (REML)", "reml_ci_low": f"{p} CI low",
+    measure = run.spec.effect.measure
+    labels = {"k": "k", "reml_estimate": f"{effect_label(measure)} (REML)",
+              "reml_ci_low": f"{p} CI low",
               "reml_ci_high": f"{p} CI high", "reml_pval": "p", "tau2": "tau² (REML)",
               "i2": "I² (%)", "mu_median": "mu (median)", "mu_ci_low": f"{p} CrI low",
               "mu_ci_high": f"{p} CrI high", "tau_median": "tau (median)",
@@ -89,8 +126,12 @@ def pooled_summary(run: RunResult) -> pd.DataFrame:
               "reml_pi_low": f"{p} PI low", "reml_pi_high": f"{p} PI high"}
     benefit = "; ".join(f"{o.label or o.name}: {'below' if o.direction == 'lower' else 'above'} 0"
                         for o in run.spec.outcomes.values())
-    return _frame(rows, f"Pooled analyses: REML (z-based {p} CI) beside the Bayesian posterior "
-                  f"({p} equal-tailed credible intervals); benefit = {benefit}", labels)
+    title = (f"Pooled analyses: REML (z-based {p} CI) beside the Bayesian posterior ({p} "
+             "equal-tailed credible intervals)")
+    for clause in (scale_note(measure), f"benefit = {benefit}" if benefit else ""):
+        if clause:
+            title += f"; {clause}"
+    return _frame(rows, title, labels)
 
 
 def reml_vs_bayes(r: AnalysisResult) -> pd.DataFrame:
@@ -159,7 +200,8 @@ def clinical_relevance_table(run: RunResult) -> pd.DataFrame:
                             "beyond_mcid": fr["beyond_mcid"], "frequentist_reading":
                             fr["category"]})
             rows.append(row)
-    labels = {"mcid_points": "MCID (points)", "sd_ref": "sd_ref", "mcid_smd": "MCID (SMD)",
+    labels = {"mcid_points": "MCID (points)", "sd_ref": "sd_ref",
+              "mcid_smd": f"MCID ({effect_label(run.spec.effect.measure)})",
               "p_mu_benefit": "P(mu: benefit)", "p_mu_mcid": "P(mu beyond MCID)",
               "p_new_benefit": "P(theta_new: benefit)", "p_new_mcid": "P(theta_new beyond MCID)",
               "reml_estimate_points": "REML estimate (points)",
@@ -188,14 +230,16 @@ def prior_sensitivity(run: RunResult) -> pd.DataFrame:
             continue
         fits = {run.settings.primary_label: r.bayes, **r.sensitivity}
         mcid = r.relevance.mcid_smd if r.relevance is not None else None
-        direction = r.relevance.direction if r.relevance is not None else "lower"
-        op = "<" if direction == "lower" else ">"
-        signed = None if mcid is None else (-mcid if direction == "lower" else mcid)
+        # the side of benefit the plan declares (None: no outcome, no P(benefit))
+        op = (("<" if r.relevance.direction == "lower" else ">") if r.relevance is not None
+              else _benefit_op(run, r))
+        signed = None if mcid is None else (-mcid if op == "<" else mcid)
         for label, b in fits.items():
             row = {"analysis": r.name, "prior": label, "engine": b.engine}
             for p in ("mu", "tau", "theta_new"):
                 row.update(posterior_row(b, p, p))
-            row["p_mu_benefit"] = b.prob("mu", op, 0.0)
+            if op is not None:
+                row["p_mu_benefit"] = b.prob("mu", op, 0.0)
             if signed is not None:
                 row["p_mu_mcid"] = b.prob("mu", op, signed)
                 row["p_new_mcid"] = b.prob("theta_new", op, signed)
@@ -278,7 +322,9 @@ def subgroup_tables(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         flagged = set(b.extras.get("flagged", []))
         counts = b.extras.get("k_per_subgroup", {})
         for lv in b.extras.get("levels", []):
-            row: dict[str, Any] = {"analysis": r.name, "subgroup": lv, "k": counts.get(lv),
+            # the column beside its level: a yes/no column's levels read True / False
+            row: dict[str, Any] = {"analysis": r.name, "variable": r.analysis.subgroup,
+                                   "subgroup": lv, "k": counts.get(lv),
                                    "flagged": lv in flagged}
             if isinstance(twin, SubgroupResult):
                 fit = next((f for key, f in twin.fits.items() if str(key) == lv), None)
@@ -292,6 +338,8 @@ def subgroup_tables(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
             if cr is not None:
                 row.update({"p_mu_benefit": cr.p_mu_benefit, "p_mu_mcid": cr.p_mu_mcid,
                             "p_new_mcid": cr.p_new_mcid})
+            elif f"mu[{lv}]" in b.params and (op := _benefit_op(run, r)) is not None:
+                row["p_mu_benefit"] = b.prob(f"mu[{lv}]", op, 0.0)
             levels_rows.append(row)
         for p in b.params:
             if " - " in p and p.startswith("mu["):
@@ -305,12 +353,15 @@ def subgroup_tables(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                               "q_between_p": twin.q_between_p,
                               "tau_median": b.median("tau") if "tau" in b.params else None})
     p = pct(run.settings.level)
+    note = scale_note(run.spec.effect.measure)
     levels = _frame(levels_rows, "Subgroup models: each subgroup's REML fit (separate tau²) "
-                    f"and Bayesian posterior (shared tau; {p} equal-tailed)",
+                    f"and Bayesian posterior (shared tau; {p} equal-tailed)"
+                    + (f"; {note}" if note else ""),
                     {"reml_estimate": "REML", "reml_ci_low": f"{p} CI low",
                      "reml_ci_high": f"{p} CI high", "reml_i2": "I² (%)",
                      "mu_median": "mu median", "mu_ci_low": f"{p} CrI low",
-                     "mu_ci_high": f"{p} CrI high", "theta_new_ci_low": f"theta_new {p} low",
+                     "mu_ci_high": f"{p} CrI high", "theta_new_median": "theta_new median",
+                     "theta_new_ci_low": f"theta_new {p} low",
                      "theta_new_ci_high": f"theta_new {p} high", "p_mu_benefit": "P(mu: benefit)",
                      "p_mu_mcid": "P(mu beyond MCID)", "p_new_mcid": "P(theta_new beyond MCID)"})
     diffs = _frame(diff_rows, f"Subgroup differences (posterior median, {p} equal-tailed "
@@ -353,8 +404,10 @@ def meta_regression_tables(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
             fr["tau_median"] = b.median("tau")
         fit_rows.append(fr)
     p = pct(run.settings.level)
+    note = scale_note(run.spec.effect.measure)
     coefs = _frame(coef_rows, f"Meta-regression coefficients: REML (z, {p} CI) beside the "
-                   f"Bayesian posterior (flat coefficient priors; {p} equal-tailed)",
+                   f"Bayesian posterior (flat coefficient priors; {p} equal-tailed)"
+                   + (f"; {note}" if note else ""),
                    {"reml_estimate": "REML", "reml_se": "SE", "reml_ci_low": f"{p} CI low",
                     "reml_ci_high": f"{p} CI high", "reml_pval": "p",
                     "bayes_median": "Bayes median", "bayes_ci_low": f"{p} CrI low",
@@ -489,7 +542,9 @@ def imputations_table(run: RunResult) -> pd.DataFrame:
 
 def effect_sizes_table(run: RunResult) -> pd.DataFrame:
     df = run.effects.copy()
-    df.attrs = {"title": "Effect sizes (escalc)", "labels": {}, "notes": []}
+    title = ("Effect sizes (given in the table, not recomputed)"
+             if run.spec.effect.yi is not None else "Effect sizes (escalc)")
+    df.attrs = {"title": title, "labels": {}, "notes": []}
     return df
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..clinical import MCID_CAVEAT
 from ..config import DEFAULTS
-from .citations import PRIOR_REFERENCES, References
+from .citations import MEASURE_REFERENCES, PRIOR_REFERENCES, References
 from .document import (
     Alert,
     Document,
@@ -103,6 +103,28 @@ def _header(run: RunResult) -> tuple[Alert | None, tuple[tuple[str, str], ...]]:
     return banner, tuple(meta)
 
 
+def _passed_text(run: RunResult) -> str:
+    """What the passed checks were, or why a run has none (names follow runner's checks)."""
+    gates = [c for c in run.checks if c.name.startswith("gate ")]
+    published = [c for c in run.checks if c.name.startswith("published ")]
+    enforced = [c for c in run.checks if c.enforced]
+    if not enforced:
+        why = ["no NUTS fit to gate" if not gates
+               else "the diagnostics gate is reported but not enforced in quick mode",
+               "no published results to reproduce" if not published
+               else "the published cells are not enforced"]
+        return f"No enforced checks in this run ({'; '.join(why)})."
+    what = []
+    if any(c.enforced for c in gates):
+        what.append("diagnostics gate of every NUTS fit")
+    if any(c.enforced for c in published):
+        what.append("every published cell reproduced")
+    other = len(enforced) - sum(c.enforced for c in gates) - sum(c.enforced for c in published)
+    if other:
+        what.append(f"{other} other check(s)")
+    return f"All {len(enforced)} enforced checks passed ({'; '.join(what)})."
+
+
 def _checks_section(run: RunResult) -> Section:
     failed = [c for c in run.checks if not c.passed and c.enforced]
     soft = [c for c in run.checks if not c.passed and not c.enforced]
@@ -117,9 +139,7 @@ def _checks_section(run: RunResult) -> Section:
         blocks.append(Alert(f"{len(failed)} of {len(run.checks)} checks FAILED", "danger",
                             tuple(f"{c.name}: {c.message}" for c in failed)))
     else:
-        blocks.append(Alert(f"All {sum(c.enforced for c in run.checks)} enforced checks passed "
-                            "(diagnostics gate of every NUTS fit; every published cell "
-                            "reproduced).", "info"))
+        blocks.append(Alert(_passed_text(run), "info"))
     if soft:
         blocks.append(Alert(f"{len(soft)} check(s) failed but are not enforced in quick mode",
                             "warning", tuple(f"{c.name}: {c.message}" for c in soft)))
@@ -127,6 +147,127 @@ def _checks_section(run: RunResult) -> Section:
                             "were recorded; all are listed in the section "
                             "'Warnings and notes'."))
     return Section("checks", "Checks", tuple(blocks))
+
+
+#: words for measures a table may give precomputed but escalc does not compute
+_GIVEN_MEASURES = {
+    "SMCC": "standardized mean change (change-score standardization)",
+    "SMCR": "standardized mean change (raw-score standardization)",
+    "MC": "raw mean change",
+    "PLN": "log-transformed proportion",
+    "PR": "raw proportion",
+    "GEN": "generic effect on the outcome's own scale",
+}
+
+
+def _measure_words(measure: str) -> str:
+    from ..effects.registry import MEASURES
+
+    if measure in MEASURES:
+        return MEASURES[measure].description
+    return _GIVEN_MEASURES.get(measure, measure)
+
+
+def _rows(items: Sequence[Any]) -> str:
+    return ", ".join(str(i) for i in items)
+
+
+def _effect_sizes_text(spec: Any, record: Mapping[str, Any], refs: References) -> str:
+    """What was done to obtain the effects: taken as given, or computed by escalc (with the
+    zero-cell correction, exclusions and change-score imputation only when they happened)."""
+    e = spec.effect
+    measure = record.get("measure", e.measure)
+    if e.yi is not None:
+        spread = (f"their sampling variances in column {e.vi}" if e.vi else
+                  f"their standard errors in column {e.sei} (squared into sampling variances)")
+        text = (f"Precomputed effects: {_measure_words(measure)} ({measure}) taken as given "
+                f"from column {e.yi}, with {spread}; not recomputed.")
+        if e.sign == -1:
+            text += " Every effect was multiplied by -1 (sign = -1)."
+        return text
+    cite = MEASURE_REFERENCES.get(measure)
+    inputs = dict(e.inputs or record.get("inputs", {}))  # the plan's order of keywords
+    if "form" in inputs or not inputs:
+        source = "the arm-level summaries"
+    else:
+        source = "the columns " + ", ".join(f"{k} = {v}" for k, v in inputs.items())
+    words = str(record.get("description") or _measure_words(measure))
+    bits = [f"{words[:1].upper()}{words[1:]} ({measure}; "
+            f"{record.get('direction', '')}"
+            + (f"; {refs.cite(cite)}" if cite else "") + f"), computed once by escalc from "
+            f"{source}."]
+    zero = record.get("zero_cell_rows", [])
+    if zero:
+        bits.append(f"{len(zero)} row(s) with a zero cell (row(s) {_rows(zero)}): "
+                    f"{record.get('add', 0):g} added to each of their cells "
+                    f"(to = {record.get('to')}, metafor's rule).")
+    elif record.get("add") is not None:
+        bits.append("No row had a zero cell, so no continuity correction was applied.")
+    dropped = record.get("dropped", [])
+    if dropped:
+        bits.append(f"{len(dropped)} double-zero row(s) left out (drop00): "
+                    + "; ".join(f"row {d['row']}" + (f" ({d['study']})" if d.get("study")
+                                                     else "") for d in dropped) + ".")
+    derived = record.get("derived_change_mean", [])
+    if derived:
+        bits.append(f"Change means were derived as follow-up minus baseline in {len(derived)} "
+                    "arm(s).")
+    given = record.get("given_effects", [])
+    if given:
+        bits.append(f"Effects given in the table (form C) were used as they are in row(s) "
+                    f"{_rows(given)}.")
+    imputed = record.get("imputed_change_sd", [])
+    if imputed:
+        rs = sorted({float(d["prepost_r"]) for d in imputed})
+        bits.append("Missing change-score SDs were imputed from baseline and follow-up SDs "
+                    f"with a pre-post correlation r = {', '.join(f'{r:g}' for r in rs)} in "
+                    f"{len(imputed)} arm(s) ({refs.cite('imputation')}); imputed_change_sd.csv "
+                    "lists each one.")
+    elif e.prepost_r is not None:
+        bits.append(f"No change-score SD was missing, so the declared pre-post correlation r = "
+                    f"{e.prepost_r:g} was not used.")
+    return " ".join(bits)
+
+
+def _relevance_methods(run: RunResult, refs: References) -> list[Any]:
+    """The clinical-relevance methods: the MCIDs declared, or one sentence saying none was."""
+    spec = run.spec
+    with_mcid = [o for o in spec.outcomes.values() if o.mcid is not None]
+    if not with_mcid:
+        sides = "; ".join(f"{o.label or o.name}: {'below' if o.direction == 'lower' else 'above'}"
+                          " 0" for o in spec.outcomes.values())
+        text = ("No MCID (minimal clinically important difference) was declared, so no "
+                "clinical-relevance probabilities are computed. ")
+        text += (f"P(mu: benefit) is the posterior probability that mu lies on the side of "
+                 f"benefit the plan declares: {sides}." if sides else
+                 "No outcome and no direction of benefit were declared either: the results "
+                 "are the posterior of mu, tau and theta_new, without a probability of benefit.")
+        return [Paragraph(text, lead="Clinical relevance.")]
+    standardised = spec.effect.measure.upper() in DEFAULTS.standardised_measures
+    bits = []
+    for o in spec.outcomes.values():
+        if o.mcid is None:
+            bits.append(f"{o.label or o.name}: no MCID declared (no clinical-relevance "
+                        "probabilities)")
+            continue
+        bit = f"{o.label or o.name}: MCID {o.mcid:g} points, benefit = {o.direction}"
+        if o.sd_ref is not None and standardised:
+            grid = (f"; sensitivity grid {', '.join(f'{g:g}' for g in o.sd_ref_grid)}"
+                    if o.sd_ref_grid else "; no sensitivity grid")
+            bit += (f", sd_ref {o.sd_ref:g} points (MCID on the SMD scale "
+                    f"{o.mcid / o.sd_ref:.3f}{grid})")
+        bits.append(bit)
+    convert = ("SMDs are converted to points with the declared reference SD sd_ref "
+               "(MCID_SMD = MCID / sd_ref)" if standardised and any(
+                   o.sd_ref is not None for o in with_mcid)
+               else f"the MCID is on the scale of the effects ({spec.effect.measure})")
+    text = ("The posterior probability that the mean effect mu, and the effect theta_new in a "
+            "new study, lie beyond the minimal clinically important difference in the "
+            f"direction of benefit; {convert}. The frequentist reading of each REML result "
+            "uses the review's categories (significant; clinically important; probably "
+            "meaningful).")
+    return [Paragraph(text, lead="Clinical relevance."), Items(tuple(bits)),
+            Alert(MCID_CAVEAT, "info")]
 
 
 def _methods(run: RunResult) -> Section:
@@ -147,20 +288,16 @@ def _methods(run: RunResult) -> Section:
     if run.published_provenance is not None:
         pp = run.published_provenance
         src = pp.datasheet.get("source", "")
-        blocks.append(Paragraph(_sentence(f"{pp.path.name}" + (f", from {src}" if src else "")),
-                                lead="Published results."))
-    n_imp = len(record.get("imputed_change_sd", []))
-    blocks.append(Paragraph(
-        f"{record.get('description', spec.effect.measure)} ({spec.effect.measure}; "
-        f"{record.get('direction', '')}; {refs.cite('hedges')}), computed once from the "
-        "arm-level summaries. Missing change-score SDs were imputed from baseline and "
-        f"follow-up SDs with a pre-post correlation r = "
-        f"{record.get('prepost_r', spec.effect.prepost_r)} in {n_imp} arm(s) "
-        f"({refs.cite('imputation')}); imputed_change_sd.csv lists each one.",
-        lead="Effect sizes."))
+        text = _sentence(f"{pp.path.name}" + (f", from {src}" if src else ""))
+        if run.reanalyses:
+            text += (" The published results are reanalysed as in "
+                     f"{refs.cite('reanalysis')}.")
+        blocks.append(Paragraph(text, lead="Published results."))
+    blocks.append(Paragraph(_effect_sizes_text(spec, record, refs), lead="Effect sizes."))
     blocks.append(Paragraph(
         "Random-effects model with the REML estimate of tau² and Wald-type (z) "
-        f"{_pct(s.level)} confidence intervals, as the review ({refs.cite('reml')}); "
+        f"{_pct(s.level)} confidence intervals"
+        f"{', as the review' if run.published is not None else ''} ({refs.cite('reml')}); "
         f"Q-profile intervals for tau² ({refs.cite('qprofile')}); I² in percent; prediction "
         "interval of a new study's effect. Small-study effects: Egger's regression test with "
         f"the standard error as predictor in a mixed-effects model ({refs.cite('egger')}) and "
@@ -205,29 +342,7 @@ def _methods(run: RunResult) -> Section:
             f"and p <= {s.coef_slots} coefficients (the largest k and p of the plan, rounded "
             f"up to powers of two); this run compiled {cs.get('compilations', 0)} sampler(s) "
             f"in {cs.get('compile_seconds', 0):.1f} s.", lead="Compile once."))
-    outcome_bits = []
-    for o in spec.outcomes.values():
-        if o.mcid is None:
-            continue
-        bit = f"{o.label or o.name}: MCID {o.mcid:g} points, benefit = {o.direction}"
-        if o.sd_ref is not None and spec.effect.measure.upper() in \
-                DEFAULTS.standardised_measures:
-            grid = (f"; sensitivity grid {', '.join(f'{g:g}' for g in o.sd_ref_grid)}"
-                    if o.sd_ref_grid else "; no sensitivity grid")
-            bit += (f", sd_ref {o.sd_ref:g} points (MCID on the SMD scale "
-                    f"{o.mcid / o.sd_ref:.3f}{grid})")
-        outcome_bits.append(bit)
-    blocks.append(Paragraph(
-        "The posterior probability that the mean effect mu, and the effect theta_new in a new "
-        "study, lie beyond the minimal clinically important difference in the direction of "
-        "benefit; SMDs are converted to points with the declared reference SD sd_ref "
-        "(MCID_SMD = MCID / sd_ref). The frequentist reading of each REML result uses the "
-        "review's categories (significant; clinically important; probably meaningful). The "
-        f"published results are reanalysed as in {refs.cite('reanalysis')}.",
-        lead="Clinical relevance."))
-    if outcome_bits:
-        blocks.append(Items(tuple(outcome_bits)))
-    blocks.append(Alert(MCID_CAVEAT, "info"))
+    blocks += _relevance_methods(run, refs)
     blocks.append(Paragraph(
         f"Seed {spec.seed} (each analysis's seed derives from it and the analysis name); spec "
         f"SHA-256 {spec.sha256 or '(none)'}; package versions in run.json.",
@@ -270,7 +385,9 @@ def _published_section(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> Se
                      if isinstance(n, str) and n]
     if pub_notes:
         blocks.append(Items(tuple(pub_notes)))
-    return Section("published-vs-reproduced", "Published vs reproduced (8 main cells)",
+    n = len(df)
+    return Section("published-vs-reproduced",
+                   f"Published vs reproduced ({n} main cell{'s' if n != 1 else ''})",
                    tuple(blocks))
 
 
@@ -369,13 +486,22 @@ def _main_cell(r: AnalysisResult, run: RunResult, tables: Mapping[str, pd.DataFr
         blocks.append(f)
     blocks += _relevance_tables(r, tables)
     if r.bayes is not None:
-        blocks.append(figs.make(f"clinical_{r.name}", "Posterior, MCID and tau",
-                                lambda: _clinical_figure(r),
-                                f"Posterior of mu and theta_new with the MCID, probability "
-                                f"curve and tau prior/posterior for {r.name}",
-                                "Top left: posterior densities of mu and theta_new with the "
-                                "MCID marked; top right: P(benefit beyond each threshold); "
-                                "bottom: prior and posterior of tau with the REML estimate."))
+        if r.relevance is not None:
+            blocks.append(figs.make(f"clinical_{r.name}", "Posterior, MCID and tau",
+                                    lambda: _clinical_figure(r),
+                                    f"Posterior of mu and theta_new with the MCID, probability "
+                                    f"curve and tau prior/posterior for {r.name}",
+                                    "Top left: posterior densities of mu and theta_new with "
+                                    "the MCID marked; top right: P(benefit beyond each "
+                                    "threshold); bottom: prior and posterior of tau with the "
+                                    "REML estimate."))
+        else:
+            blocks.append(figs.make(f"clinical_{r.name}", "Posterior and tau",
+                                    lambda: _clinical_figure(r),
+                                    f"Posterior of mu and theta_new and tau prior/posterior "
+                                    f"for {r.name}", "Top: posterior densities of mu and "
+                                    "theta_new (no MCID declared); bottom: prior and posterior "
+                                    "of tau with the REML estimate."))
     ps = _sub(tables.get("prior_sensitivity", pd.DataFrame()), analysis=r.name)
     if not ps.empty:
         blocks.append(table_from_frame(
@@ -518,6 +644,11 @@ def _bias_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
                    tuple(blocks))
 
 
+def _filters_text(r: AnalysisResult) -> str:
+    """The rows an analysis selects, in words (a plan without filters uses every row)."""
+    return r.analysis.describe_filters() or "every row of the table"
+
+
 def _subset_section(run: RunResult, tables: Mapping[str, pd.DataFrame], figs: FigureMaker
                     ) -> Section | None:
     subsets = run.of_kind("subset")
@@ -534,7 +665,7 @@ def _subset_section(run: RunResult, tables: Mapping[str, pd.DataFrame], figs: Fi
         title="Re-pooled subsets (REML and the primary Bayesian model)",
         csv="pooled_summary.csv")]
     for r in subsets:
-        inner: list[Any] = [Paragraph(f"Rows: {r.analysis.describe_filters()}; k = {r.k}.")]
+        inner: list[Any] = [Paragraph(f"Rows: {_filters_text(r)}; k = {r.k}.")]
         if r.ok and r.bayes is not None:
             inner.append(figs.make(f"forest_{r.name}", "Forest plot",
                                    lambda r=r: plots.plot_forest(r.bayes),
@@ -601,7 +732,7 @@ def _metareg_section(run: RunResult, tables: Mapping[str, pd.DataFrame], figs: F
             blocks.append(table_from_frame(df, key, csv=f"{key}.csv"))
     for r in models:
         inner: list[Any] = [Paragraph(f"Formula {r.analysis.mods}; rows: "
-                                      f"{r.analysis.describe_filters()}.")]
+                                      f"{_filters_text(r)}.")]
         if r.ok and r.reml is not None:
             terms = _continuous_terms(r.reml)
             if terms:

@@ -40,6 +40,9 @@ METHODS = {
            "doi:10.1214/07-BA211",
     "hedges": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and "
               "related estimators. J Educ Stat 6(2):107-128. doi:10.3102/10769986006002107",
+    "bonett": "Bonett DG (2009). Meta-analytic interval estimation for standardized and "
+              "unstandardized mean differences. Psychol Methods 14(3):225-238. "
+              "doi:10.1037/a0016619",
     "imputation": "Cochrane (2022). Cochrane Handbook for Systematic Reviews of Interventions, "
                   "version 6.3 (Higgins JPT, Thomas J et al., eds.), section 6.5.2.8.",
     "reanalysis": "Spiegelhalter DJ, Abrams KR, Myles JP (2004). Bayesian Approaches to Clinical "
@@ -48,6 +51,11 @@ METHODS = {
               "comprehensive probabilistic programming framework in Python. PeerJ Comput Sci "
               "9:e1516. doi:10.7717/peerj-cs.1516 (sampled with nutpie, PyMC Labs)",
 }
+
+
+#: effect measure -> key of :data:`METHODS` for the estimator escalc computes (the
+#: textbook measures without an entry, e.g. log risk or odds ratios, get no citation)
+MEASURE_REFERENCES = {"SMD": "hedges", "SMDH": "bonett"}
 
 
 def short_citation(full: str) -> str:
