@@ -180,7 +180,11 @@ def clinical_relevance(
     Parameters
     ----------
     result
-        Any Bayesian result (pooled, subgroup, meta-regression prediction, reanalysis).
+        Any Bayesian result: pooled (``"mu"``, ``"theta_new"``), subgroup (pass
+        ``param="mu[<level>]"``, ``new_param="theta_new[<level>]"``), a meta-regression's
+        prediction at moderator values (``result.predict({"weeks": 12, ...})``: ``"mu"`` and
+        ``"theta_new"`` there, with the REML prediction as the frequentist reading), or a
+        reanalysis.
     mcid
         Minimal clinically important difference in outcome points (e.g. 1.5 VAS points for
         pain, 1.0 for disability), positive.
@@ -205,6 +209,11 @@ def clinical_relevance(
     -------
     ClinicalRelevance
     """
+    if not isinstance(result, BayesResult):
+        raise InputError(Problem(
+            "clinical_relevance takes a Bayesian result: bayes_rma(...), reanalyse(...) or, "
+            "for a meta-regression at chosen moderator values, result.predict(newmods)",
+            column="result", value=type(result).__name__))
     problems = [p for p in (_check_positive("mcid", mcid),) if p]
     if direction not in DIRECTIONS:
         problems.append(Problem(f"direction must be one of {', '.join(DIRECTIONS)}",
@@ -231,10 +240,12 @@ def clinical_relevance(
         notes.append("no predictive distribution for a new study in this result: "
                      "P(theta_new beyond the MCID) is not reported")
         new_param = None
+    hint = ("; for effects at chosen moderator values use result.predict(newmods)"
+            if result.model == "meta_regression" else "")
     for name in (param, new_param):
         if name is not None and name not in result.params:
             problems.append(Problem(f"not a parameter of this result; available: "
-                                    f"{', '.join(result.params[:12])}", column="param",
+                                    f"{', '.join(result.params[:12])}{hint}", column="param",
                                     value=name))
     raise_if(problems, "clinical_relevance")
 
@@ -281,7 +292,10 @@ def clinical_relevance(
     twin = result.frequentist
     if twin is not None and param == "mu" and hasattr(twin, "to_dict"):
         d = twin.to_dict()
-        if "estimate" in d and d.get("ci_low") is not None:
+        # a pooled REML fit or a REML prediction at one row of moderator values (numbers; a
+        # meta-regression's coefficient dicts have no single estimate of "mu")
+        if all(isinstance(d.get(key), int | float) for key in ("estimate", "ci_low",
+                                                               "ci_high")):
             freq = frequentist_reading(d["estimate"], d["ci_low"], d["ci_high"], mcid=mcid,
                                        sd_ref=sd_ref, direction=direction)
     return ClinicalRelevance(

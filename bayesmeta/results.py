@@ -61,6 +61,64 @@ def check_kind(kind: str) -> None:
                                  column="kind", value=kind))
 
 
+#: Between-study (tau) and between-subgroup (omega) SDs: P(< 0) is 0 and is not reported.
+SD_PARAMS = ("tau", "omega")
+
+
+def is_tau(param: str) -> bool:
+    """Is ``param`` a between-study or between-subgroup SD (``tau``, ``tau[<level>]``,
+    ``omega``)?"""
+    return param in SD_PARAMS or param.startswith(tuple(f"{p}[" for p in SD_PARAMS))
+
+
+_MODEL_TITLES = {
+    "pooled": "random-effects model (pooled)",
+    "subgroup": "subgroup model",
+    "meta_regression": "meta-regression",
+    "prediction": "meta-regression prediction",
+    "reanalysis": "reanalysis of a published pooled estimate",
+}
+
+
+def _describe_rows(extras: Mapping[str, Any]) -> str:
+    """``row 1: weeks=12, comparator=passive; ...`` from a prediction's extras."""
+    names = list(extras.get("rows", []))
+    given = extras.get("newmods")
+    parts = []
+    for i, name in enumerate(names):
+        if given:
+            values = ", ".join(f"{col}={vals[i]}" for col, vals in given.items())
+        else:
+            values = "design row " + canonical_json(extras["design_rows"][i])
+        parts.append(values if len(names) == 1 else f"row {name}: {values}")
+    return "; ".join(parts)
+
+
+def _describe_priors(priors: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, one-line description) per prior, coefficients one by one."""
+    from .bayes import priors as prior_types  # describe() lives with the prior classes
+
+    def describe(spec: Any) -> str:
+        if spec is None:
+            return "flat (improper uniform)"
+        if isinstance(spec, Mapping) and "family" in spec:
+            try:
+                return prior_types.from_dict(spec).describe()
+            except InputError:
+                pass
+        return canonical_json(spec)
+
+    out = []
+    for name, spec in priors.items():
+        if name == "coefficients" and isinstance(spec, Mapping):
+            out += [(f"coefficient {term}", describe(c)) for term, c in spec.items()]
+        elif isinstance(spec, str):
+            out.append((name, spec))
+        else:
+            out.append((name, describe(spec)))
+    return out
+
+
 @runtime_checkable
 class Posterior(Protocol):
     """What an engine's posterior must answer. ``param`` as in the module docstring."""
@@ -308,9 +366,21 @@ class BayesResult:
         return df
 
     def to_dict(self) -> dict[str, Any]:
-        """Stable keys: for each of mu (or each coefficient), tau and theta_new: mean, sd,
-        median, ci_low, ci_high; plus engine, model, k, measure, priors, level, warnings and
-        (NUTS) diagnostics."""
+        """Plain dict with stable keys.
+
+        * ``engine, model, k, measure, level, priors, warnings``;
+        * ``defaults_applied``: the package defaults this fit used (``settings``), one line each;
+        * one entry per model parameter other than the study effects (``mu``, ``tau``,
+          ``theta_new``; coefficients by term name; ``mu[<level>]``, ``theta_new[<level>]``,
+          ``"mu[b] - mu[a]"``), each ``{mean, sd, median, ci_low, ci_high}`` plus ``p_lt_0``
+          = P(param < 0) for every parameter that is not a tau (coefficients, subgroup means
+          and their differences, predictions);
+        * ``extras``: the model's extras (``terms`` and ``r2_bayes`` of a meta-regression;
+          ``levels``, ``k_per_subgroup``, ``flagged``, ``flag_messages`` of a subgroup model;
+          ``rows``, ``newmods`` of a prediction), without the stored design (``twin_design``,
+          kept in the saved file);
+        * ``diagnostics`` (NUTS).
+        """
         out: dict[str, Any] = {
             "engine": self.engine,
             "model": self.model,
@@ -318,16 +388,86 @@ class BayesResult:
             "measure": self.measure,
             "level": self.level,
             "priors": json.loads(json.dumps(self.priors, default=_jsonable)),
+            "defaults_applied": list(self.settings.get("defaults_applied", [])),
             "warnings": list(self.warnings),
         }
-        core = [p for p in self.params if p not in self.labels]
-        for p in core:
+        for p in self.model_params:
             lo, hi = self.interval(p)
-            out[p] = {"mean": self.mean(p), "sd": self.sd(p), "median": self.median(p),
-                      "ci_low": lo, "ci_high": hi}
+            entry = {"mean": self.mean(p), "sd": self.sd(p), "median": self.median(p),
+                     "ci_low": lo, "ci_high": hi}
+            if not is_tau(p):
+                entry["p_lt_0"] = self.prob(p, "<", 0.0)
+            out[p] = entry
+        out["extras"] = json.loads(json.dumps(
+            {key: value for key, value in self.extras.items() if key != "twin_design"},
+            default=_jsonable))
         if self.diagnostics is not None:
             out["diagnostics"] = self.diagnostics.to_dict()
         return out
+
+    @property
+    def model_params(self) -> tuple[str, ...]:
+        """The parameters other than the study effects (summary of ``str(result)``)."""
+        labels = set(self.labels)
+        return tuple(p for p in self.params if p not in labels)
+
+    # -- predictions ---------------------------------------------------------------------------
+    def predict(self, newmods: Any) -> BayesResult:
+        """Mean effect (``"mu"``) and new-study effect (``"theta_new"``) of a meta-regression at
+        moderator values, e.g. ``result.predict({"weeks": 12, "comparator": "passive"})`` or a
+        DataFrame of several rows (metafor's ``predict(fit, newmods=...)``, bmr()'s
+        ``qpredict``). Returns a result with the same accessors; see
+        :func:`bayesmeta.bayes.prediction.predict`."""
+        # The one call from this layer into an engine module (like load's posterior registry):
+        # building design rows needs the formula machinery, evaluating them the engine.
+        from .bayes.prediction import predict
+
+        return predict(self, newmods)
+
+    # -- printing ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        n_studies = len(set(self.params) & set(self.labels))
+        shown = ", ".join(self.model_params[:8])
+        more = f", ... {len(self.model_params) - 8} more" if len(self.model_params) > 8 else ""
+        studies = f"; {n_studies} study effects" if n_studies else ""
+        return (f"BayesResult(engine={self.engine!r}, model={self.model!r}, k={self.k}, "
+                f"measure={self.measure!r}, params=[{shown}{more}]{studies})")
+
+    def __str__(self) -> str:
+        what = _MODEL_TITLES.get(self.model, self.model.replace("_", " "))
+        lines = [f"Bayesian {what}; engine {self.engine}, k = {self.k}, "
+                 f"measure {self.measure or 'not recorded'}"]
+        if self.model == "prediction":
+            lines.append("At moderator values: " + _describe_rows(self.extras))
+        lines.append("Priors:")
+        lines += [f"  {name}: {text}" for name, text in _describe_priors(self.priors)]
+        defaults = list(self.settings.get("defaults_applied", []))
+        lines.append("Defaults applied:" + ("" if defaults else " none"))
+        lines += [f"  - {d}" for d in defaults]
+        kind = "equal-tailed" if DEFAULTS.interval_kind == "eti" else "shortest"
+        lines.append(f"Intervals: {100 * self.level:g}% {kind} (credible)")
+        lines.append(f"Diagnostics: {self._diagnostics_line()}")
+        lines.append("Warnings:" + ("" if self.warnings else " none"))
+        lines += [f"  - {w}" for w in self.warnings]
+        table = self.summary(list(self.model_params))
+        lines.append(f"Summary ({table.attrs['interval']} intervals):")
+        with pd.option_context("display.width", 120, "display.max_columns", 20):
+            lines.append(table.to_string(float_format=lambda x: f"{x:.4g}"))
+        n_studies = len(set(self.params) & set(self.labels))
+        if n_studies:
+            lines.append(f"({n_studies} study effects (shrunken theta_i) not shown: "
+                         "result.summary() lists them)")
+        return "\n".join(lines)
+
+    def _diagnostics_line(self) -> str:
+        d = self.diagnostics
+        if d is None:
+            return ("none needed (no sampling: exact computation)"
+                    if self.engine in ("exact", "analytic") else "not recorded")
+        verdict = "gate passed" if d.passed else "gate FAILED: " + "; ".join(d.messages)
+        return (f"{verdict} (R-hat max {d.rhat_max:.3f}, bulk ESS min {d.ess_bulk_min:.0f}, "
+                f"tail ESS min {d.ess_tail_min:.0f}, {d.n_divergent} divergent, "
+                f"E-BFMI min {d.ebfmi_min:.2f})")
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -359,11 +499,9 @@ def canonical_json(obj: Any) -> str:
 
 def input_hash(yi: np.ndarray, vi: np.ndarray, labels: Sequence[str], priors: Mapping[str, Any],
                settings: Mapping[str, Any], payload: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 over the canonical inputs and the stored posterior arrays.
-
-    The posterior arrays are included so that a file whose draws were edited after saving
-    fails to load, not only one whose data or priors were.
-    """
+    """The hash of format-1 files: SHA-256 over the data, labels, priors, settings and the
+    stored posterior arrays (not the InferenceData groups, measure, level, extras or
+    warnings; format 2 covers those too, see :func:`content_hash`)."""
     h = hashlib.sha256()
     h.update(canonical_json({"labels": list(labels), "priors": priors,
                              "settings": settings}).encode())
@@ -372,6 +510,55 @@ def input_hash(yi: np.ndarray, vi: np.ndarray, labels: Sequence[str], priors: Ma
     for name in sorted(payload):
         h.update(name.encode())
         h.update(np.ascontiguousarray(np.asarray(payload[name], "<f8")).tobytes())
+    return h.hexdigest()
+
+
+#: The file attributes covered by the format-2 hash (every attribute but the hash itself and
+#: the package versions, which describe the writer, not the result).
+HASHED_ATTRIBUTES = ("bayesmeta_format", "posterior_kind", "engine", "model", "measure",
+                     "labels", "priors", "settings", "warnings", "level", "diagnostics",
+                     "diagnostics_table", "extras")
+
+
+def _array_digest(h: Any, values: Any) -> None:
+    """Feed an array's shape and values to the hash: numbers (bool, int, float) as
+    little-endian float64 bytes, anything else (coordinate labels) as canonical JSON text, so
+    that a netCDF round trip (bool stored as int8, text as variable-length strings) leaves the
+    digest unchanged."""
+    arr = np.asarray(values)
+    h.update(canonical_json(list(arr.shape)).encode())
+    if arr.dtype.kind in "biuf":
+        h.update(np.ascontiguousarray(arr, "<f8").tobytes())
+    else:
+        h.update(canonical_json([str(x) for x in arr.ravel().tolist()]).encode())
+
+
+def content_hash(attributes: Mapping[str, Any], yi: np.ndarray, vi: np.ndarray,
+                 payload: Mapping[str, np.ndarray], groups: Mapping[str, Any]) -> str:
+    """SHA-256 of a format-2 file's content: the attributes in :data:`HASHED_ATTRIBUTES`
+    (measure, level, priors, settings, warnings, extras, diagnostics ...), the data, the
+    posterior arrays, and every variable and coordinate of every InferenceData group (names,
+    dims, values; group attributes such as arviz's creation time are not covered).
+
+    An edit of any of these after saving makes :func:`load` refuse the file.
+    """
+    h = hashlib.sha256()
+    head = {key: attributes.get(key) for key in HASHED_ATTRIBUTES}
+    head["bayesmeta_format"] = int(head["bayesmeta_format"])
+    head["level"] = float(head["level"])
+    h.update(canonical_json(head).encode())
+    for arr in (yi, vi):
+        _array_digest(h, arr)
+    for name in sorted(payload):
+        h.update(f"payload:{name}".encode())
+        _array_digest(h, payload[name])
+    h.update(canonical_json(sorted(groups)).encode())
+    for group in sorted(groups):
+        ds = groups[group]
+        for name in sorted(map(str, ds.variables)):
+            var = ds.variables[name]
+            h.update(canonical_json([group, name, list(map(str, var.dims))]).encode())
+            _array_digest(h, var.values)
     return h.hexdigest()
 
 
@@ -428,15 +615,42 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
         raise
 
 
+#: The file format written by :func:`save`. Format 1 (before the hash covered the
+#: InferenceData groups, measure, level, extras and warnings, and before the diagnostics table
+#: was stored) is still read, with a warning recorded in the result.
+FORMAT = 2
+
+
+def _table_json(table: pd.DataFrame | None) -> str:
+    if table is None:
+        return ""
+    return canonical_json({"index": [str(i) for i in table.index],
+                           "columns": [str(c) for c in table.columns],
+                           "data": np.asarray(table, float).tolist()})
+
+
+def _table_from_json(text: str) -> pd.DataFrame | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return pd.DataFrame(np.asarray(d["data"], float).reshape(len(d["index"]), len(d["columns"])),
+                        index=pd.Index(d["index"], name="param"), columns=d["columns"])
+
+
 def save(result: BayesResult, path: str | os.PathLike) -> None:
     import xarray as xr
 
+    if result.model == "prediction":
+        raise InputError(Problem(
+            "a prediction is derived from its meta-regression result and is not saved on its "
+            "own: save the meta-regression result and call predict() after loading it",
+            column="result.model", value=result.model))
     kind, payload = _posterior_payload(result)
     settings = json.loads(canonical_json(result.settings))
     priors = json.loads(canonical_json(result.priors))
-    digest = input_hash(result.yi, result.vi, result.labels, priors, settings, payload)
+    diagnostics = result.diagnostics
     meta = {
-        "bayesmeta_format": 1,
+        "bayesmeta_format": FORMAT,
         "posterior_kind": kind,
         "engine": result.engine,
         "model": result.model,
@@ -445,12 +659,15 @@ def save(result: BayesResult, path: str | os.PathLike) -> None:
         "priors": canonical_json(priors),
         "settings": canonical_json(settings),
         "warnings": canonical_json(list(result.warnings)),
-        "level": result.level,
+        "level": float(result.level),
         "versions": canonical_json(package_versions()),
-        "diagnostics": canonical_json(result.diagnostics.to_dict()) if result.diagnostics else "",
+        "diagnostics": canonical_json(diagnostics.to_dict()) if diagnostics else "",
+        "diagnostics_table": _table_json(diagnostics.table if diagnostics else None),
         "extras": canonical_json(result.extras),
-        "input_hash": digest,
     }
+    groups = ({group: result.idata[group] for group in result.idata.groups()}
+              if result.idata is not None else {})
+    meta["input_hash"] = content_hash(meta, result.yi, result.vi, payload, groups)
     data_vars = {
         "yi": ("study", np.asarray(result.yi, float)),
         "vi": ("study", np.asarray(result.vi, float)),
@@ -460,8 +677,7 @@ def save(result: BayesResult, path: str | os.PathLike) -> None:
         dims = tuple(f"p{i}_d{j}" for j in range(arr.ndim))
         data_vars[f"payload_{i}"] = (dims, arr, {"name": name})
     nodes = {"/": xr.Dataset(data_vars, attrs=meta)}
-    if result.idata is not None:
-        nodes.update({f"/idata/{group}": result.idata[group] for group in result.idata.groups()})
+    nodes.update({f"/idata/{group}": ds for group, ds in groups.items()})
     # One DataTree write opens the file once for all groups (about 3x faster than appending
     # group by group); the on-disk layout (root + idata/<group>) is the same either way.
     tree = xr.DataTree.from_dict(nodes)
@@ -475,8 +691,12 @@ class FileIntegrityError(InputError):
 def load(path: str | os.PathLike) -> BayesResult:
     """Read a file written by :meth:`BayesResult.save`.
 
-    Raises :class:`FileIntegrityError` when the stored hash does not match the data, priors,
-    settings and posterior arrays in the file (the file was edited or is corrupt).
+    Raises :class:`FileIntegrityError` when the stored hash does not match the file's content
+    (format 2: data, posterior arrays, InferenceData groups, measure, level, priors, settings,
+    warnings, extras, diagnostics; the file was edited or is corrupt). A format-1 file (whose
+    hash covered the data, priors, settings and posterior arrays only) is checked against that
+    hash and loaded with a warning in ``result.warnings`` saying what was not verified; its
+    diagnostics table (MCSE, ESS, R-hat) is recomputed from the draws.
     ``frequentist`` is left ``None`` here; :func:`bayesmeta.load` re-attaches the REML twin,
     recomputed from the stored data (cheap and exact), since this module imports no engine.
     """
@@ -490,9 +710,12 @@ def load(path: str | os.PathLike) -> BayesResult:
                                  column="path", value=os.fspath(path))) from exc
     ds = tree.to_dataset()
     meta = dict(ds.attrs)
-    if meta.get("bayesmeta_format") != 1:
-        raise InputError(Problem("not a bayesmeta result file (no bayesmeta_format attribute)",
-                                 column="path", value=os.fspath(path)))
+    fmt = meta.get("bayesmeta_format")
+    if fmt not in (1, FORMAT):
+        raise InputError(Problem(
+            "not a bayesmeta result file of a known format (bayesmeta_format 1 or "
+            f"{FORMAT}); a newer bayesmeta may have written it", column="path",
+            value=os.fspath(path)))
     payload = {}
     for name in ds.data_vars:
         if str(name).startswith("payload_"):
@@ -501,7 +724,12 @@ def load(path: str | os.PathLike) -> BayesResult:
     priors = json.loads(meta["priors"])
     settings = json.loads(meta["settings"])
     yi, vi = ds["yi"].values, ds["vi"].values
-    digest = input_hash(yi, vi, labels, priors, settings, payload)
+    groups = ({name: node.to_dataset() for name, node in tree["idata"].children.items()}
+              if "idata" in tree.children else {})
+    if fmt == 1:
+        digest = input_hash(yi, vi, labels, priors, settings, payload)
+    else:
+        digest = content_hash(meta, yi, vi, payload, groups)
     if digest != meta["input_hash"]:
         raise FileIntegrityError(Problem(
             "the file's content does not match its recorded input hash (edited or corrupt); "
@@ -518,24 +746,45 @@ def load(path: str | os.PathLike) -> BayesResult:
         module, cls = _POSTERIOR_TYPES[kind]
         posterior = getattr(importlib.import_module(module), cls).from_arrays(payload)
     idata = None
-    if "idata" in tree.children:
+    if groups:
         import arviz as az
 
-        idata = az.InferenceData(**{
-            name: node.to_dataset() for name, node in tree["idata"].children.items()})
+        idata = az.InferenceData(**groups)
+    warnings = list(json.loads(meta["warnings"]))
     diag = None
     if meta.get("diagnostics"):
         d = json.loads(meta["diagnostics"])
+        if fmt == 1:
+            table = _recomputed_table(posterior)
+        else:
+            table = _table_from_json(meta.get("diagnostics_table", ""))
         diag = Diagnostics(
             rhat_max=d["rhat_max"], ess_bulk_min=d["ess_bulk_min"],
             ess_tail_min=d["ess_tail_min"], n_divergent=d["n_divergent"],
             ebfmi_min=d["ebfmi_min"], passed=d["passed"], messages=tuple(d["messages"]),
-            attempts=tuple(d["attempts"]))
+            attempts=tuple(d["attempts"]), table=table)
+    if fmt == 1:
+        warnings.append(
+            f"loaded from a format-1 file ({os.path.basename(os.fspath(path))}): its hash "
+            "covers the data, priors, settings and posterior arrays only; the InferenceData "
+            "groups, measure, level, extras and warnings were not verified (save it again to "
+            "write format 2)")
     frequentist = None
     measure = meta["measure"] or None
     return BayesResult(
         posterior=posterior, engine=meta["engine"], model=meta["model"], yi=yi, vi=vi,
         labels=labels, measure=measure, priors=priors, frequentist=frequentist, idata=idata,
-        diagnostics=diag, settings=settings, warnings=tuple(json.loads(meta["warnings"])),
+        diagnostics=diag, settings=settings, warnings=tuple(warnings),
         level=float(meta["level"]), extras=json.loads(meta["extras"]),
     )
+
+
+def _recomputed_table(posterior: Any) -> pd.DataFrame | None:
+    """The diagnostics table of a format-1 NUTS file, from its draws (every parameter)."""
+    if not isinstance(posterior, DrawsPosterior):
+        return None
+    # the same computation as at fit time (bayesmeta.bayes.diagnostics)
+    from .bayes.diagnostics import diagnostics_table
+
+    return diagnostics_table({p: np.asarray(posterior.draws[p], float)
+                              for p in posterior.params})

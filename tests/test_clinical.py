@@ -159,3 +159,65 @@ def test_caveat_is_carried():
 def test_public_names():
     assert bayesmeta.clinical_relevance is clinical_relevance
     assert bayesmeta.reanalyse is reanalyse
+
+
+# ---------------------------------------------------------------------------------------------
+# clinical relevance of a meta-regression at chosen moderator values (issue 6: "any Bayesian
+# result, pooled, subgroup, meta-regression prediction")
+
+REF = Path(__file__).parent / "reference"
+
+
+@pytest.fixture(scope="module")
+def roberge_regression():
+    import json
+
+    from bayesmeta import priors
+
+    t = pd.read_csv(REF / "data" / "RobergeEtAl2017.csv")
+    a = json.loads((REF / "RobergeEtAl2017.json").read_text())["analyses"]["OR_PE"]
+    t["yi"], t["vi"] = a["yi"], a["vi"]
+    t.attrs["measure"] = "OR"
+    return bayesmeta.bayes_rma("yi", "vi", data=t, labels="label", mods="~ dose + onset",
+                               engine="exact", tau_prior=priors.HalfNormal(0.5),
+                               coef_prior=priors.Normal(0, 4))
+
+
+def test_clinical_relevance_of_a_meta_regression_prediction(roberge_regression):
+    res = roberge_regression
+    pred = res.predict({"dose": 150, "onset": "after wk 16"})
+    rel = clinical_relevance(pred, mcid=1.0, sd_ref=2.0, rope=(-0.2, 0.2))
+    row = [1.0, 150.0, 0.0]  # intercept, dose, onset[T.up to wk 16]
+    mean = res.posterior.predict(row)
+    new = res.posterior.predict(row, new_study=True)
+    # exact mixtures: the same numbers as asking the posterior for the design row directly
+    assert rel.p_mu_mcid == mean.cdf(-0.5)
+    assert rel.p_new_mcid == new.cdf(-0.5)
+    assert rel.p_mu_benefit == mean.cdf(0.0)
+    assert rel.p_mu_rope == pytest.approx(mean.cdf(0.1) - mean.cdf(-0.1), abs=1e-15)
+    assert rel.p_new_mcid < rel.p_mu_mcid  # a new study is more uncertain, mu well below
+    # the frequentist reading is the REML prediction at the same moderator values
+    reml = res.frequentist.predict(pd.DataFrame({"dose": [150], "onset": ["after wk 16"]}))
+    assert rel.frequentist.estimate == pytest.approx(float(reml["pred"].iloc[0]), rel=1e-12)
+    assert rel.frequentist.ci_high == pytest.approx(float(reml["ci_high"].iloc[0]), rel=1e-12)
+    assert rel.frequentist.estimate_vas == pytest.approx(2.0 * rel.frequentist.estimate)
+    # several rows: choose the row by name
+    both = res.predict(pd.DataFrame({"dose": [150, 50], "onset": ["after wk 16"] * 2},
+                                    index=["high", "low"]))
+    again = clinical_relevance(both, mcid=1.0, sd_ref=2.0, param="mu[high]",
+                               new_param="theta_new[high]")
+    assert again.p_mu_mcid == rel.p_mu_mcid and again.p_new_mcid == rel.p_new_mcid
+    assert again.frequentist is None  # the REML reading is made for param "mu" (one row)
+
+
+def test_clinical_relevance_names_what_to_pass(roberge_regression):
+    res = roberge_regression
+    with pytest.raises(InputError, match=r"column result: NormalMixture; clinical_relevance "
+                                         r"takes a Bayesian result"):
+        clinical_relevance(res.posterior.predict([1.0, 150.0, 0.0]), mcid=1.0, sd_ref=2.0)
+    with pytest.raises(InputError, match=r"column param: mu; not a parameter of this result.*"
+                                         r"use result\.predict\(newmods\)"):
+        clinical_relevance(res, mcid=1.0, sd_ref=2.0)
+    # a coefficient can still be read directly (its REML twin has no single estimate)
+    slope = clinical_relevance(res, mcid=1.0, sd_ref=2.0, param="dose", new_param=None)
+    assert slope.p_mu_benefit == res.prob("dose", "<", 0) and slope.frequentist is None

@@ -538,7 +538,7 @@ def bayes_rma(
         extras.update(_subgroup_extras(layout, effects, tau))
         warnings_ += extras["flag_messages"]
     if model != "pooled":
-        extras["twin_design"] = _twin_design(layout, subgroup)
+        extras["twin_design"] = _twin_design(layout, subgroup, mods, effects.data)
     return BayesResult(posterior=posterior, engine=engine, model=model, yi=effects.yi,
                        vi=effects.vi, labels=effects.labels, measure=effects.measure,
                        priors=priors, frequentist=twin, idata=idata, diagnostics=diag,
@@ -560,15 +560,25 @@ def _data_warnings(effects: EffectData) -> list[str]:
     return out
 
 
-def _twin_design(layout: Layout, subgroup: str | None) -> dict[str, Any]:
-    """What :func:`load` needs to refit the REML twin of a subgroup or regression model: the
-    per-study subgroup levels, or the design matrix with its term names (the moderator columns
-    themselves are not stored)."""
+def _twin_design(layout: Layout, subgroup: str | None, mods: Any = None,
+                 data: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What :func:`load` needs to refit the REML twin of a subgroup or regression model, and
+    what ``result.predict`` needs to build design rows, JSON-serialisably: the per-study
+    subgroup levels; or the design matrix with its term names plus, for a moderator formula or
+    table, the formula, the moderator columns of the studies used and the categorical levels in
+    order (:func:`bayesmeta.bayes.prediction.design_record`)."""
     if layout.kind == "subgroup":
         levels = [n[3:-1] for n in layout.coef_names]
         return {"subgroup": subgroup,
                 "levels": [levels[j] for j in np.argmax(layout.X, axis=1)]}
-    return {"terms": list(layout.coef_names), "matrix": np.asarray(layout.X, float).tolist()}
+    out: dict[str, Any] = {"terms": list(layout.coef_names),
+                           "matrix": np.asarray(layout.X, float).tolist()}
+    if isinstance(mods, str | pd.DataFrame):
+        from .prediction import design_record
+
+        out.update(design_record(mods, data, layout.coef_names, layout.X))
+        out["source"] = "formula" if isinstance(mods, str) else "table"
+    return out
 
 
 def _twin_from_design(effects: EffectData, design: Mapping[str, Any],
@@ -576,6 +586,13 @@ def _twin_from_design(effects: EffectData, design: Mapping[str, Any],
     if "subgroup" in design:
         frame = pd.DataFrame({design["subgroup"]: design["levels"]})
         return _frequentist_twin(effects, level=level, subgroup=design["subgroup"], data=frame)
+    if design.get("formula") and design.get("source") == "formula":
+        from .prediction import moderator_frame
+
+        # The fit's own formula on its own moderator columns: the same twin as before saving
+        # (and one whose predict() takes moderator values).
+        return _frequentist_twin(effects, level=level, mods=design["formula"],
+                                 data=moderator_frame(design))
     terms, X = list(design["terms"]), np.asarray(design["matrix"], float)
     keep = [j for j, t in enumerate(terms) if t != "intercept"]
     frame = pd.DataFrame({terms[j]: X[:, j] for j in keep})
