@@ -50,7 +50,8 @@ def test_influence_matches_metafor(analysis):
     ref = analysis["metafor_tight"]["influence_REML"]
     table = influence(_fit(analysis))
     assert list(table.index) == _labels(ref)
-    assert list(table.columns) == [*INFLUENCE, "influential"]
+    assert list(table.columns) == ["row", *INFLUENCE, "influential"]
+    assert table["row"].tolist() == list(range(1, len(ref["label"]) + 1))  # arrays: positions
     for ours, theirs in INFLUENCE.items():
         assert table[ours].dtype == np.float64
         assert_close(ours, table[ours], ref[theirs])
@@ -63,7 +64,8 @@ def test_leave_one_out_matches_metafor(analysis):
     ref = analysis["metafor_tight"]["leave1out_REML"]
     table = leave_one_out(_fit(analysis))
     assert list(table.index) == _labels(ref)
-    assert list(table.columns) == list(LEAVE_ONE_OUT)
+    assert list(table.columns) == ["row", *LEAVE_ONE_OUT]
+    assert table["row"].tolist() == list(range(1, len(ref["label"]) + 1))
     for ours, theirs in LEAVE_ONE_OUT.items():
         assert_close(ours, table[ours], ref[theirs])
 

@@ -49,6 +49,8 @@ EGGER_MODELS = ("rma", "lm")
 EGGER_PREDICTORS = ("sei", "vi")
 TRIMFILL_ESTIMATORS = ("L0", "R0", "Q0")
 SIDES = ("left", "right")
+# effects within this relative distance of the trimmed estimate count as equal to it
+_TIE = 1e-12
 
 
 def _check_fit(fit: object, what: str) -> RmaResult:
@@ -170,7 +172,8 @@ def egger_test(fit: RmaResult, model: str = "rma", predictor: str = "sei") -> Eg
     InputError
         With fewer than p + 2 studies (k >= 3 for a pooled model: the slope needs a residual
         degree of freedom), when the predictor is collinear with the design (e.g. all standard
-        errors equal), or when the weighted regression fits the data exactly.
+        errors equal), or when the regression fits the data exactly under ``model="lm"`` or
+        the Knapp-Hartung test (the residual variance, or scale factor, is 0).
 
     References
     ----------
@@ -206,6 +209,12 @@ def egger_test(fit: RmaResult, model: str = "rma", predictor: str = "sei") -> Eg
             est = estimate_tau2(y, v, X, fit.method, fit.control)
         warns = est.warnings
         c = fit_at(y, v, X, est.tau2, fit.test, fit.level, False, intercept)
+        if c.s2w == 0.0:
+            raise InputError(Problem(
+                "Egger's test (test='knha'): the regression fits every study exactly, so the "
+                "Knapp-Hartung scale factor and the slope's standard error are 0 and the t "
+                "statistic does not exist (metafor reports an infinite one); refit with "
+                "test='z'", column="yi"))
         beta, se, stat, pval = c.beta, c.se, c.stat, c.pval
         ci_low, ci_high, df = c.ci_low, c.ci_high, c.df
         tau2: float | None = est.tau2
@@ -297,6 +306,12 @@ def rank_test(fit: RmaResult, exact: bool | None = None) -> RankTest:
     -------
     RankTest
 
+    Raises
+    ------
+    InputError
+        With fewer than 3 studies, or when every effect or every sampling variance is the same
+        (Kendall's tau is undefined).
+
     References
     ----------
     Begg & Mazumdar (1994), doi:10.2307/2533446.
@@ -316,6 +331,17 @@ def rank_test(fit: RmaResult, exact: bool | None = None) -> RankTest:
     sw = float(w.sum())
     theta = float(w @ y) / sw
     deviates = (y - theta) / np.sqrt(v - 1.0 / sw)
+    # Kendall's tau divides by the number of untied pairs of each variable. Equal effects are
+    # tested on y itself: their deviates are 0 only up to rounding, and ranking rounding noise
+    # would give an arbitrary tau
+    for values, column, what in ((y, "yi", "every study has the same effect, so every "
+                                            "standardized deviate is 0"),
+                                 (v, "vi", "every study has the same sampling variance")):
+        if np.ptp(values) == 0.0:
+            raise InputError(Problem(f"the rank test does not exist for these data: {what}, "
+                                     "and Kendall's tau with a constant variable is undefined "
+                                     "(R's cor.test returns NA)", column=column,
+                                     value=float(values[0])))
     ties = min(np.unique(deviates).size, np.unique(v).size) < k
     notes: list[str] = []
     if ties:
@@ -357,7 +383,9 @@ class TrimFill:
     iterations
         Iterations of the trim-and-fill algorithm.
     estimate, se, statistic, df, pval, ci_low, ci_high
-        The pooled estimate from the filled-in data (the original fit's when k0 = 0).
+        The pooled estimate from the filled-in data (the original fit's when k0 = 0);
+        ``statistic`` is infinite when ``se`` is 0 (Knapp-Hartung with every residual zero;
+        ``None`` with a reason in ``to_dict()``).
     tau2, i2, qe, qe_p
         Heterogeneity of the filled-in data (I2 in percent).
     filled_yi, filled_vi
@@ -402,17 +430,24 @@ class TrimFill:
         """Stable keys: ``k0, se_k0, p_k0, side, estimator, iterations, k, k_total, estimate,
         se, zval`` (or ``tval`` and ``df``), ``pval, ci_low, ci_high, tau2, i2, qe, qe_p,
         filled_yi, filled_vi, none_reasons``."""
+        reasons = dict(self.none_reasons)
+        statistic: float | None = self.statistic
+        if not math.isfinite(self.statistic):
+            statistic = None
+            reasons[self.stat_name] = ("the standard error is 0 (every residual is zero, so the "
+                                       "Knapp-Hartung scale factor is 0): the statistic is "
+                                       "infinite")
         out: dict[str, Any] = {
             "k0": self.k0, "se_k0": self.se_k0, "p_k0": self.p_k0, "side": self.side,
             "estimator": self.estimator, "iterations": self.iterations, "k": self.k,
             "k_total": self.k + self.k0, "estimate": self.estimate, "se": self.se,
-            self.stat_name: self.statistic}
+            self.stat_name: statistic}
         if self.df is not None:
             out["df"] = self.df
         out.update({"pval": self.pval, "ci_low": self.ci_low, "ci_high": self.ci_high,
                     "tau2": self.tau2, "i2": self.i2, "qe": self.qe, "qe_p": self.qe_p,
                     "filled_yi": list(self.filled_yi), "filled_vi": list(self.filled_vi),
-                    "none_reasons": dict(self.none_reasons)})
+                    "none_reasons": reasons})
         return out
 
 
@@ -504,6 +539,11 @@ def trimfill(fit: RmaResult, estimator: str = "L0", side: str | None = None) -> 
     fit's test and level, where metafor refits with its defaults (z test, 95%); for a z-test
     fit at 95% (the references) the two are identical.
 
+    When the estimated number of missing studies never settles (it can alternate between two
+    values for ever) the result is an :class:`InputError` after ``DEFAULTS.trimfill_maxiter``
+    iterations, as metafor's ``trimfill`` stops with an error: either end of the cycle would be
+    an arbitrary answer.
+
     Ties in |y_i - estimate| are ranked by position, as metafor's ``rank(ties.method="first")``.
     In a funnel made of exact mirror-image pairs every pair ties, the member on the trimmed side
     always ranks higher, and L0 gives k0 = round(k / (2k - 1)) = 1 although the funnel is
@@ -539,16 +579,29 @@ def trimfill(fit: RmaResult, estimator: str = "L0", side: str | None = None) -> 
         previous = k0
         iterations += 1
         if iterations > maxiter:
+            # metafor stops with an error here too ("Trim and fill algorithm did not
+            # converge."): the last iterate is one arbitrary point of a cycle, not an answer
+            last = history[-6:]
+            cycling = len(history) >= 3 and history[-1] == history[-3]
+            how = (f"keeps alternating between {' and '.join(map(str, sorted(set(last))))}"
+                   if cycling else "was still changing")
             raise InputError(Problem(
-                f"trim and fill did not converge in {maxiter} iterations (k0 went "
-                f"{', '.join(map(str, history[-6:]))}); try another estimator or give side",
+                f"trim and fill ({estimator}, filling on the {side}) did not converge in "
+                f"{maxiter} iterations: the estimated number of missing studies {how} (last "
+                f"values {', '.join(map(str, last))}), so there is no single answer (metafor "
+                "stops with an error as well); try another estimator or give side",
                 column="estimator", value=estimator))
         if k - k0 < 1:
             raise InputError(Problem(
                 f"trim and fill ({estimator}) estimates that all {k} studies are missing; the "
                 "estimator breaks down for these data", column="estimator", value=estimator))
         beta = _pooled_estimate(y[:k - k0], v[:k - k0], fit.method, fit)
-        raw, se_k0 = _missing_count(y - beta, estimator)
+        centred = y - beta
+        # an effect equal to the estimate lies on neither side (sign 0); computed, the weighted
+        # mean of equal effects can miss them by an ulp, and that rounding would decide their
+        # sign and can make k0 cycle for ever
+        centred[np.abs(centred) <= _TIE * max(float(np.abs(y).max()), abs(beta))] = 0.0
+        raw, se_k0 = _missing_count(centred, estimator)
         k0 = max(0, round(raw))  # R's round(): half to even, as Python's
         history.append(k0)
     reasons: dict[str, str] = {}
@@ -565,10 +618,12 @@ def trimfill(fit: RmaResult, estimator: str = "L0", side: str | None = None) -> 
         labels = (*fit.labels, *(f"filled {j + 1}" for j in range(k0)))
         yy = np.concatenate([fit.yi, filled_yi])
         vv = np.concatenate([fit.vi, filled_vi])
+        rows = fit.data_rows or tuple(int(r) + 1 for r in fit.design.rows)
         final = fit_arrays(yy, vv, intercept_only(k + k0), labels=labels, method=fit.method,
                            test=fit.test, level=fit.level, control=fit.control,
                            measure=fit.measure,
-                           notes=(f"trim and fill: {k0} studies imputed on the {side}",))
+                           notes=(f"trim and fill: {k0} studies imputed on the {side}",),
+                           data_rows=(*rows, *([None] * k0)))
     else:
         final = fit
     for key in ("i2", "qe", "qe_p"):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -109,6 +110,9 @@ class Tau2Estimate:
         Fisher scoring iterations (0 for closed forms).
     warnings, notes
         Messages for the user; warnings also go to the result's ``warnings``.
+    se_reason
+        Why ``se`` is ``None`` when tau2 was estimated but its standard error does not exist
+        (the formula's variance is not a finite positive number).
     """
 
     tau2: float
@@ -119,6 +123,7 @@ class Tau2Estimate:
     iterations: int = 0
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    se_reason: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +279,30 @@ def fisher_scoring(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str, start
 
 
 # ---------------------------------------------------------------------------------------------
+# standard errors
+
+
+def _estimate(tau2: float, variance: float, method: str, *, what: str = "its variance formula",
+              **kwargs: Any) -> Tau2Estimate:
+    """The estimate with se = sqrt(variance), or se ``None`` with the reason when the variance
+    is not a finite number > 0.
+
+    metafor's formulas are sums and differences of traces; with sampling variances many orders
+    of magnitude apart rounding can leave 0 or less (metafor then gives NaN). ``what`` names
+    the quantity that failed in the reason.
+    """
+    se = reason = None
+    if math.isfinite(variance) and variance > 0.0:
+        se = math.sqrt(variance)
+    else:
+        reason = (f"the {method} standard error of tau2 does not exist for these data: {what} "
+                  f"gives {variance:.3g}, not a positive number (rounding error when the "
+                  "sampling variances span many orders of magnitude)")
+    return Tau2Estimate(float(tau2), se, method, kwargs.pop("method_used", method),
+                        se_reason=reason, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
 # closed-form estimators
 
 
@@ -291,9 +320,9 @@ def hedges(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
     rss = weighted_fit(y, np.ones(k), X).rss
     tr_pv = proj.trace(v)
     tau2, notes = _truncate((rss - tr_pv) / (k - p), "HE")
-    se = math.sqrt((2.0 * proj.trace2(v, v) + 4.0 * tau2 * tr_pv + 2.0 * tau2**2 * (k - p))
-                   / (k - p) ** 2)
-    return Tau2Estimate(tau2, se, "HE", "HE", notes=notes)
+    var = ((2.0 * proj.trace2(v, v) + 4.0 * tau2 * tr_pv + 2.0 * tau2**2 * (k - p))
+           / (k - p) ** 2)
+    return _estimate(tau2, var, "HE", notes=notes)
 
 
 def hedges_start(y: np.ndarray, v: np.ndarray, X: np.ndarray, pooled: bool = False) -> float:
@@ -320,8 +349,8 @@ def dersimonian_laird(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estima
     proj = Projection.at(w, X)
     tr_p = proj.trace()
     tau2, notes = _truncate((weighted_fit(y, w, X).rss - (k - p)) / tr_p, "DL")
-    se = math.sqrt((2.0 * (k - p) + 4.0 * tau2 * tr_p + 2.0 * tau2**2 * proj.trace2()) / tr_p**2)
-    return Tau2Estimate(tau2, se, "DL", "DL", notes=notes)
+    var = (2.0 * (k - p) + 4.0 * tau2 * tr_p + 2.0 * tau2**2 * proj.trace2()) / tr_p**2
+    return _estimate(tau2, var, "DL", notes=notes)
 
 
 def hunter_schmidt(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
@@ -331,9 +360,8 @@ def hunter_schmidt(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
     proj = Projection.at(w, X)
     sw = float(w.sum())
     tau2, notes = _truncate((weighted_fit(y, w, X).rss - k) / sw, "HS")
-    se = math.sqrt((2.0 * (k - p) + 4.0 * tau2 * proj.trace() + 2.0 * tau2**2 * proj.trace2())
-                   / sw**2)
-    return Tau2Estimate(tau2, se, "HS", "HS", notes=notes)
+    var = (2.0 * (k - p) + 4.0 * tau2 * proj.trace() + 2.0 * tau2**2 * proj.trace2()) / sw**2
+    return _estimate(tau2, var, "HS", notes=notes)
 
 
 def sidik_jonkman(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
@@ -343,10 +371,9 @@ def sidik_jonkman(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> Tau2Estimate:
     w = 1.0 / (v + tau0)
     tau2 = tau0 * weighted_fit(y, w, X).rss / (k - p)
     proj = Projection.at(w, X)
-    se = math.sqrt(tau0**2 / (k - p) ** 2 * (2.0 * proj.trace2(v, v)
-                                             + 4.0 * tau2 * proj.trace2(1.0, v)
-                                             + 2.0 * tau2**2 * proj.trace2()))
-    return Tau2Estimate(float(tau2), se, "SJ", "SJ")
+    var = tau0**2 / (k - p) ** 2 * (2.0 * proj.trace2(v, v) + 4.0 * tau2 * proj.trace2(1.0, v)
+                                    + 2.0 * tau2**2 * proj.trace2())
+    return _estimate(tau2, var, "SJ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,10 +384,10 @@ def _generalised_q(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float) -> 
     return weighted_fit(y, 1.0 / (v + tau2), X).rss
 
 
-def _se_moment(v: np.ndarray, tau2: float, k: int, p: int) -> float:
+def _var_moment(v: np.ndarray, tau2: float, k: int, p: int) -> float:
     # metafor's se for EB/PM: sqrt(2 k^2 / (k - p) / (sum w)^2)
     sw = float(np.sum(1.0 / (v + tau2)))
-    return math.sqrt(2.0 * k**2 / (k - p) / sw**2)
+    return 2.0 * k**2 / (k - p) / sw**2
 
 
 def _pm_root(y: np.ndarray, v: np.ndarray, X: np.ndarray, control: FitControl
@@ -393,7 +420,7 @@ def paule_mandel(y: np.ndarray, v: np.ndarray, X: np.ndarray,
     tau2, ok, warns = _pm_root(y, v, X, control)
     if not ok and not warns:
         warns = ("root finding for the Paule-Mandel estimate did not converge",)
-    return Tau2Estimate(tau2, _se_moment(v, tau2, k, p), "PM", "PM", ok, 0, warns)
+    return _estimate(tau2, _var_moment(v, tau2, k, p), "PM", converged=ok, warnings=warns)
 
 
 def empirical_bayes(y: np.ndarray, v: np.ndarray, X: np.ndarray,
@@ -407,12 +434,13 @@ def empirical_bayes(y: np.ndarray, v: np.ndarray, X: np.ndarray,
     tau2, ok, it = fisher_scoring(y, v, X, "EB", hedges_start(y, v, X, is_intercept_only(X)),
                                   control)
     if ok:
-        return Tau2Estimate(tau2, _se_moment(v, tau2, k, p), "EB", "EB", True, it)
+        return _estimate(tau2, _var_moment(v, tau2, k, p), "EB", iterations=it)
     root, ok_root, warns = _pm_root(y, v, X, control)
     warns = (f"EB scoring did not converge in {control.maxiter} iterations; the estimate is the "
              "root of the same estimating equation found by bracketing (Paule-Mandel)", *warns)
-    return Tau2Estimate(root, _se_moment(v, root, k, p), "EB", "EB (Paule-Mandel root finding)",
-                        ok_root, it, warns)
+    return _estimate(root, _var_moment(v, root, k, p), "EB",
+                     method_used="EB (Paule-Mandel root finding)", converged=ok_root,
+                     iterations=it, warnings=warns)
 
 
 @functools.lru_cache(maxsize=8)
@@ -541,9 +569,15 @@ def _likelihood_estimate(y: np.ndarray, v: np.ndarray, X: np.ndarray, kind: str,
                     f"the {kind} log-likelihood has more than one local maximum (tau2 = "
                     + ", ".join(f"{c:.6g}" for c in distinct)
                     + f"); the global maximum {tau2:.6g} is used")
+    # the scorer's tr(PP) is free of cancellation (linalg.Scorer recomputes it when needed)
     _, _, _, tr_pp, _, sw2 = scorer(tau2)
-    se = math.sqrt(2.0 / (tr_pp if reml else sw2))
-    return Tau2Estimate(float(tau2), se, kind, method_used, ok, it, tuple(warns), tuple(notes))
+    info, name = (tr_pp, "the information tr(PP)") if reml else (sw2, "the information sum(w^2)")
+    if info > 0.0:
+        variance, name = 2.0 / info, "2 / " + name
+    else:  # not a variance at all: report the information itself
+        variance = info
+    return _estimate(tau2, variance, kind, what=name, method_used=method_used, converged=ok,
+                     iterations=it, warnings=tuple(warns), notes=tuple(notes))
 
 
 def maximum_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray,

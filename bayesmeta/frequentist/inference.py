@@ -5,6 +5,8 @@
 s2w = sum(w r^2) / (k - p) (metafor 3.8-1 does not truncate s2w at 1), t statistics with
 k - p degrees of freedom and an F omnibus test with (m, k - p) degrees of freedom; the prediction
 interval then uses the t quantile with k - p degrees of freedom, as metafor's ``predict``.
+When every residual is zero (RSS at rounding level) s2w is 0, as in metafor: the standard errors
+are 0, the t statistics infinite and the omnibus test does not exist (metafor's QM is NA).
 
 scipy.special's distribution functions are used directly (the scipy.stats objects cost ~50 us a
 call, which matters for a fit that should take well under a millisecond).
@@ -16,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import linalg, special
 
 TESTS: tuple[str, ...] = ("z", "knha")
 
@@ -83,12 +85,23 @@ class OmnibusTest:
 
 
 def omnibus_test(beta: np.ndarray, cov: np.ndarray, indices: np.ndarray, df: int | None
-                 ) -> OmnibusTest:
-    """QM for the coefficients ``indices`` (metafor's ``btt``)."""
+                 ) -> OmnibusTest | None:
+    """QM for the coefficients ``indices`` (metafor's ``btt``).
+
+    ``None`` when their covariance matrix is not positive definite (under Knapp-Hartung with
+    every residual zero it is 0): the Wald statistic does not exist, and metafor's QM is NA
+    (its Cholesky factorisation fails there too).
+    """
     b = beta[indices]
     V = cov[np.ix_(indices, indices)]
     m = int(b.size)
-    qm = float(b @ np.linalg.solve(V, b))
+    try:
+        chol = linalg.cho_factor(V, lower=True)
+    except linalg.LinAlgError:
+        return None
+    qm = float(b @ linalg.cho_solve(chol, b))
+    if not math.isfinite(qm):
+        return None
     if df is None:
         return OmnibusTest(qm, (m,), float(special.chdtrc(m, qm)))
     f = qm / m

@@ -106,23 +106,22 @@ def _deletion_fits(fit: RmaResult) -> tuple[list[_Deletion | None], list[str]]:
     return out, notes
 
 
-def _frame(columns: dict[str, Any], index: pd.Index) -> pd.DataFrame:
-    """A table of float64 columns; a float column with values that do not exist (NaN inside
-    this module only) becomes pandas' Float64 with <NA> there. Bool columns pass through."""
-    data: dict[str, Any] = {}
+def _frame(columns: dict[str, Any], fit: RmaResult, index_name: str = "study") -> pd.DataFrame:
+    """A table indexed by study label with the studies' table rows (``row``, nullable Int64:
+    <NA> for an imputed study) first, then float64 columns; a float column with values that do
+    not exist or are infinite (NaN or +/-inf inside this module only; the callers' notes say
+    which) becomes pandas' Float64 with <NA> there. Bool columns pass through."""
+    rows = fit.data_rows or tuple(int(r) + 1 for r in fit.design.rows)
+    data: dict[str, Any] = {"row": pd.array(list(rows), dtype="Int64")}
     for name, values in columns.items():
         values = np.asarray(values)
         if values.dtype == bool:
             data[name] = values
             continue
-        missing = np.isnan(values)
+        missing = ~np.isfinite(values)
         data[name] = (pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing)
                       if missing.any() else values.astype(float))
-    return pd.DataFrame(data, index=index)
-
-
-def _study_index(fit: RmaResult) -> pd.Index:
-    return pd.Index(list(fit.labels), name="study")
+    return pd.DataFrame(data, index=pd.Index(list(fit.labels), name=index_name))
 
 
 def dfbetas_column(term: str) -> str:
@@ -176,15 +175,41 @@ def _diagnostics(fit: RmaResult) -> _Diagnostics:
     vdelpred = np.einsum("ij,ijk,ik->i", Xo, cov, Xo)
     resid = yo - delpred
     resid[np.abs(resid) < _ZERO_RESIDUAL] = 0.0
-    rstudent = resid / np.sqrt(vo * s2w + vdelpred + t2 * s2w)
-    dffits = (Xo @ fit.beta - delpred) / np.sqrt(s2w * ho * (t2 + vo))
     # (X'W_(i)X)^-1 over all k studies at each deleted tau2
     w_del = 1.0 / (v[None, :] + t2[:, None])
     vb_del = np.linalg.inv(np.einsum("ij,jk,jl->ikl", w_del, X, X))
     change = fit.beta[None, :] - beta
-    dfbetas = change / np.sqrt(s2w[:, None] * np.diagonal(vb_del, axis1=1, axis2=2))
-    cooks = np.einsum("ij,jk,ik->i", change, np.linalg.inv(fit.cov), change)
-    cov_r = np.linalg.det(cov) / float(np.linalg.det(fit.cov))
+    # Knapp-Hartung with every residual zero has s2w = 0 (metafor's rule): a ratio over it is
+    # infinite or 0/0; those values are NaN/inf here and <NA> in the tables (see the notes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rstudent = resid / np.sqrt(vo * s2w + vdelpred + t2 * s2w)
+        dffits = (Xo @ fit.beta - delpred) / np.sqrt(s2w * ho * (t2 + vo))
+        dfbetas = change / np.sqrt(s2w[:, None] * np.diagonal(vb_del, axis1=1, axis2=2))
+    if fit.s2w == 0.0:
+        rstudent = np.full(len(fitted), np.nan)
+        dffits, cooks, cov_r = rstudent.copy(), rstudent.copy(), rstudent.copy()
+        dfbetas[:] = np.nan
+        notes.append("every residual of the model is zero, so its Knapp-Hartung scale factor "
+                     "and the covariance of its coefficients are 0: rstudent, Cook's distance, "
+                     "DFFITS, the covariance ratio and DFBETAS do not exist (metafor stops with "
+                     "an error); hat, weight, tau2_del and qe_del are reported, and test='z' "
+                     "gives every diagnostic")
+    else:
+        cooks = np.einsum("ij,jk,ik->i", change, np.linalg.inv(fit.cov), change)
+        cov_r = np.linalg.det(cov) / float(np.linalg.det(fit.cov))
+        # without study i the others fit exactly: a change in a fitted value or coefficient
+        # over a zero scale has no meaningful size (rounding decides its sign and whether it
+        # is 0), while study i's own residual is real and its rstudent infinite, as metafor's
+        dffits[s2w == 0.0] = np.nan
+        dfbetas[s2w == 0.0] = np.nan
+        labels = np.asarray(fit.labels, dtype=object)[exists]
+        for i in np.flatnonzero(s2w == 0.0):
+            outcome = ("its rstudent is infinite (<NA> in the table; it counts as an outlier, "
+                       "as metafor's Inf)" if np.isinf(rstudent[i]) else
+                       "its rstudent does not exist")
+            notes.append(f"{labels[i]}: without this study every residual is zero (the other "
+                         "studies fit the model exactly), so the Knapp-Hartung scale factor is "
+                         f"0: {outcome}, and its DFFITS and DFBETAS do not exist")
 
     def full(values: np.ndarray) -> np.ndarray:
         out = np.full(k, np.nan)
@@ -221,15 +246,18 @@ def influence(fit: RmaResult) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Indexed by study label, columns ``rstudent`` (externally studentized residual),
+        Indexed by study label, columns ``row`` (the study's 1-based row in the input table,
+        see :attr:`~bayesmeta.frequentist.rma.RmaResult.data_rows`; nullable Int64),
+        ``rstudent`` (externally studentized residual),
         ``cooks_d``, ``hat``, ``dffits``, ``cov_r`` (covariance ratio), ``tau2_del`` and
         ``qe_del`` (tau2 and QE without the study), ``weight`` (percent), one
         ``dfbetas_<term>`` column per coefficient, and ``influential`` (bool, metafor's ``inf``
         flag: see the module docstring for the rules). metafor's names: ``rstudent, cook.d,
         hat, dffits, cov.r, tau2.del, QE.del, weight, dfbs``.
 
-        Where the model without a study cannot be fitted (its moderators become collinear)
-        that study's values are ``<NA>`` (the columns are then pandas' Float64) and
+        Where the model without a study cannot be fitted (its moderators become collinear),
+        or a value does not exist or is infinite (Knapp-Hartung with every residual zero: its
+        scale factor is 0), the values are ``<NA>`` (the columns are then pandas' Float64) and
         ``attrs["notes"]`` says why; ``attrs`` also holds ``k``, ``p`` and ``thresholds`` (the
         influence rules' cut-offs).
 
@@ -240,7 +268,7 @@ def influence(fit: RmaResult) -> pd.DataFrame:
     fit = _check_fit(fit, "influence diagnostics")
     _check_size(fit, "influence diagnostics")
     diag = _diagnostics(fit)
-    table = _frame({**diag.columns, "influential": diag.influential}, _study_index(fit))
+    table = _frame({**diag.columns, "influential": diag.influential}, fit)
     table.attrs.update({"k": fit.k, "p": fit.p, "thresholds": diag.thresholds,
                         "notes": diag.notes,
                         "header": f"Influence diagnostics ({fit._header()})"})
@@ -259,10 +287,11 @@ def leave_one_out(fit: RmaResult) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Indexed by the study left out, columns ``estimate, se, zval`` (``tval`` under the
-        Knapp-Hartung test), ``pval, ci_low, ci_high, qe, qe_p, tau2, i2, h2`` of the model
-        without it (same tau2 method, test and level; tau2 kept when it was fixed; I2 in
-        percent). metafor's names: ``estimate, se, zval, pval, ci.lb, ci.ub, Q, Qp, tau2, I2,
+        Indexed by the study left out, columns ``row`` (its 1-based row in the input table),
+        ``estimate, se, zval`` (``tval`` under the Knapp-Hartung test; ``<NA>`` where it is
+        infinite, see ``attrs["notes"]``), ``pval, ci_low, ci_high, qe, qe_p, tau2, i2, h2`` of
+        the model without it (same tau2 method, test and level; tau2 kept when it was fixed; I2
+        in percent). metafor's names: ``estimate, se, zval, pval, ci.lb, ci.ub, Q, Qp, tau2, I2,
         H2``.
     """
     fit = _check_fit(fit, "the leave-one-out analysis")
@@ -278,9 +307,13 @@ def leave_one_out(fit: RmaResult) -> pd.DataFrame:
     rows: dict[str, list[float | None]] = {name: [] for name in
                                            ("estimate", "se", fit.stat_name, "pval", "ci_low",
                                             "ci_high", "qe", "qe_p", "tau2", "i2", "h2")}
-    for d in deletions:
+    for label, d in zip(fit.labels, deletions, strict=True):
         assert d is not None  # a pooled model never loses rank
         c = d.core
+        if not math.isfinite(c.stat[0]):
+            notes.append(f"{label} left out: every residual is zero, so the Knapp-Hartung scale "
+                         f"factor and standard error are 0 and {fit.stat_name} is infinite "
+                         "(<NA> in the table; as in the fit's to_dict())")
         assert c.qe is not None and c.qe_p is not None and c.vt is not None
         i2, h2 = i2_h2(fit.method, d.estimate.tau2, CochranQ(c.qe, df, c.qe_p, c.vt))
         for name, value in (("estimate", c.beta[0]), ("se", c.se[0]),
@@ -289,7 +322,7 @@ def leave_one_out(fit: RmaResult) -> pd.DataFrame:
                             ("qe", c.qe), ("qe_p", c.qe_p), ("tau2", d.estimate.tau2),
                             ("i2", i2), ("h2", h2)):
             rows[name].append(float(value))
-    table = _frame(rows, pd.Index(list(fit.labels), name="left_out"))
+    table = _frame(rows, fit, "left_out")
     table.attrs.update({"notes": notes, "level": fit.level,
                         "header": f"Leave-one-out ({fit._header()})"})
     return table
@@ -320,8 +353,10 @@ def outliers(fit: RmaResult, alpha: float = DEFAULTS.outlier_alpha,
     Returns
     -------
     pandas.DataFrame
-        Indexed by study: ``rstudent, outlier, cooks_d, flag_cooks_d, hat, flag_hat, dffits,
-        flag_dffits, max_abs_dfbetas, flag_dfbetas, cov_r, influential``. ``attrs`` records
+        Indexed by study: ``row`` (its 1-based row in the input table), ``rstudent, outlier,
+        cooks_d, flag_cooks_d, hat, flag_hat, dffits, flag_dffits, max_abs_dfbetas,
+        flag_dfbetas, cov_r, influential`` (``<NA>`` and ``attrs["notes"]`` as in
+        :func:`influence`; an infinite rstudent is <NA> but still an outlier). ``attrs`` records
         ``thresholds`` (``rstudent``, ``cooks_d``, ``hat``, ``dffits``, ``dfbetas``; ``cov_r``
         is ``None``: no rule), ``alpha``, ``correction``, ``k``, ``p`` and ``rules`` (each rule
         in words).
@@ -359,7 +394,7 @@ def outliers(fit: RmaResult, alpha: float = DEFAULTS.outlier_alpha,
         "dffits": cols["dffits"], "flag_dffits": diag.flags["dffits"],
         "max_abs_dfbetas": dfb, "flag_dfbetas": diag.flags["dfbetas"],
         "cov_r": cols["cov_r"], "influential": diag.influential,
-    }, _study_index(fit))
+    }, fit)
     bound = "Phi^-1(1 - alpha/(2k))" if correction == "bonferroni" else "Phi^-1(1 - alpha/2)"
     out.attrs.update({
         "thresholds": thresholds, "alpha": a, "correction": correction, "k": k, "p": p,

@@ -104,8 +104,11 @@ class Scorer:
             (sw, sw2, sw3), (swy, sw2y, _), (swyy, sw2yy, _) = self.moments(tau2)
             b = swy / sw
             h = sw2 / sw
-            return (swyy - b * swy, sw2yy - 2.0 * b * sw2y + b * b * sw2, sw - h,
-                    sw2 - 2.0 * sw3 / sw + h * h, sw, sw2)
+            trpp = sw2 - 2.0 * sw3 / sw + h * h
+            if not trpp > CANCELLATION * sw2:
+                trpp = Projection.at(self._powers[0].copy(), self.X).trace2()
+            return (swyy - b * swy, sw2yy - 2.0 * b * sw2y + b * b * sw2, sw - h, trpp, sw,
+                    sw2)
         return _general_score_terms(self.y, self.v, self.X, tau2)
 
 
@@ -138,7 +141,10 @@ def _general_score_terms(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: floa
         b3 = float((w * wwx) @ x) / sxx
         ypy = float(wr @ (y - b * x))
         yppy = float(wr @ wr)
-        return ypy, yppy, sw - b2, sw2 - 2.0 * b3 + b2 * b2, sw, sw2
+        tr_pp = sw2 - 2.0 * b3 + b2 * b2
+        if not tr_pp > CANCELLATION * sw2:
+            tr_pp = Projection.at(w, X).trace2()
+        return ypy, yppy, sw - b2, tr_pp, sw, sw2
     Xw = X * w[:, None]
     A = np.linalg.inv(Xw.T @ X)
     beta = A @ (Xw.T @ y)
@@ -148,7 +154,29 @@ def _general_score_terms(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: floa
     AB3 = A @ ((Xw * w[:, None]).T @ Xw)
     tr_p = sw - float(np.trace(AB2))
     tr_pp = sw2 - 2.0 * float(np.trace(AB3)) + float(np.sum(AB2 * AB2.T))
+    if not tr_pp > CANCELLATION * sw2:  # rounding has swamped it (see Projection.trace2)
+        tr_pp = Projection.at(w, X).trace2()
     return float(wr @ r), float(wr @ wr), tr_p, tr_pp, sw, sw2
+
+
+# A difference of sums smaller than this fraction of the sums' size has lost most of its digits
+# to rounding (relative error ~ k * 2e-16 / CANCELLATION) and is recomputed without cancellation.
+CANCELLATION = 1e-6
+
+
+def complement_trace2(q: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> float:
+    """tr(P D1 P D2) without cancellation: with N an orthonormal basis of the complement of the
+    columns of ``q`` (the Q of W^(1/2) X), P = S N N' S, so the trace is sum(M1 * M2) with
+    Mi = N' diag(ei) N and ei = w * di.
+
+    Costs O(k^3) (a complete QR); used only when the O(k p^2) formula has cancelled.
+    """
+    p = q.shape[1]
+    full, _ = np.linalg.qr(q, mode="complete")
+    n = full[:, p:]
+    m1 = (n * e1[:, None]).T @ n
+    m2 = (n * e2[:, None]).T @ n
+    return float(np.sum(m1 * m2))
 
 
 @dataclass(frozen=True)
@@ -178,13 +206,21 @@ class Projection:
         return float(np.sum(self.w * d * (1.0 - self.leverage)))
 
     def trace2(self, d1: np.ndarray | float = 1.0, d2: np.ndarray | float = 1.0) -> float:
-        """sum_ij P_ij^2 d1_i d2_j, i.e. tr(P D1 P D2).
+        """sum_ij P_ij^2 d1_i d2_j, i.e. tr(P D1 P D2), for non-negative d1, d2.
 
         tr(PP) = trace2(), tr(PVPV) = trace2(v, v), sum(PV * P) = trace2(1, v).
+
+        The O(k p^2) formula subtracts terms of size sum(w^2 d1 d2) from each other; when the
+        weights span many orders of magnitude the result can be far smaller than they are and
+        rounding then swamps it (even below 0). It is recomputed from the orthogonal complement
+        of W^(1/2) X, which has no cancellation (see :func:`complement_trace2`).
         """
         e1 = self.w * np.broadcast_to(d1, self.w.shape)
         e2 = self.w * np.broadcast_to(d2, self.w.shape)
         diag = float(np.sum(e1 * e2 * (1.0 - 2.0 * self.leverage)))
         m1 = (self.q * e1[:, None]).T @ self.q
         m2 = (self.q * e2[:, None]).T @ self.q
-        return diag + float(np.sum(m1 * m2))
+        fast = diag + float(np.sum(m1 * m2))
+        if fast > CANCELLATION * float(np.sum(e1 * e2)):
+            return fast
+        return complement_trace2(self.q, e1, e2)

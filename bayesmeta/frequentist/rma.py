@@ -25,6 +25,10 @@ Conventions (and where they differ from metafor's printout)
   does; QE, I2, H2 and the prediction interval do not exist and are ``None`` with a reason.
   ``test="knha"`` needs k > p and is an error otherwise (metafor returns NA).
 - The EE model has no prediction interval (metafor's ``predict`` gives none either).
+- ``test="knha"`` with every residual zero (equal effects, or effects exactly on the regression
+  line): the scale factor s2w is 0, as in metafor, so the standard errors are 0, the t
+  statistics infinite (``None`` in ``to_dict()``) and QM does not exist (metafor: NA); its df
+  are still given.
 - A quantity that does not exist is ``None`` in the result and in ``to_dict()``, and
   ``none_reasons`` says why. Nothing is ever NaN.
 """
@@ -111,6 +115,8 @@ class RmaResult:
     qm, qm_df, qm_p
         Omnibus test of the moderators (all coefficients but the intercept; all of them when
         there is no intercept): chi-square with ``qm_df = (m,)`` or F with ``(m, k - p)``.
+        ``qm``/``qm_p`` are ``None`` (with ``qm_df`` still set) when the coefficients'
+        covariance is not positive definite, e.g. Knapp-Hartung with every residual zero.
     r2
         Pseudo-R2 in percent: 100 * max(0, (tau2_0 - tau2) / tau2_0), tau2_0 from the
         intercept-only model with the same method on the same studies (metafor's ``R2``).
@@ -126,6 +132,12 @@ class RmaResult:
         Messages for the user (warnings were also issued as Python warnings).
     none_reasons
         For each quantity that is ``None``, why it does not exist.
+    data_rows
+        Each study's 1-based row in the table it came from, counted as error messages and
+        :func:`~bayesmeta.read_studies` count them: the table's ``row`` index when it has one
+        (a table from read_studies, or escalc of one), else its position (1 = first data row);
+        1..k for arrays. ``None`` for a study that is in no table (trim and fill's imputed
+        studies). Influence, leave-one-out and outlier tables show it as their ``row`` column.
     """
 
     yi: np.ndarray
@@ -173,6 +185,7 @@ class RmaResult:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     none_reasons: Mapping[str, str] = field(default_factory=dict)
+    data_rows: tuple[int | None, ...] = ()
 
     # -- basic shape -------------------------------------------------------------------------
     @property
@@ -466,11 +479,13 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
                labels: Sequence[str] | None = None, method: str = "REML", test: str = "z",
                level: float = DEFAULTS.level, tau2: float | None = None,
                control: FitControl = DEFAULT_CONTROL, measure: str | None = None,
-               warnings: Sequence[str] = (), notes: Sequence[str] = ()) -> RmaResult:
+               warnings: Sequence[str] = (), notes: Sequence[str] = (),
+               data_rows: Sequence[int | None] | None = None) -> RmaResult:
     """Fit the model to clean arrays (the engine under :func:`rma` and :func:`refit`).
 
     ``yi``/``vi`` must be finite float arrays with vi > 0 and ``design`` must match them; no
-    validation beyond the model's own requirements happens here.
+    validation beyond the model's own requirements happens here. ``data_rows``: each study's
+    1-based table row (default: ``design.rows + 1``).
     """
     method = ALIASES.get(method, method)
     X = design.matrix
@@ -496,6 +511,7 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
     if est.se is None:
         reasons["se_tau2"] = ("equal-effects model: no tau2" if method == "EE" else
                               "tau2 was fixed, not estimated" if est.method_used == "fixed" else
+                              est.se_reason if est.se_reason is not None else
                               "tau2 was not estimated (no residual degrees of freedom)")
 
     c = fit_at(y, v, X, t, test, level, design.intercept_only, design.intercept)
@@ -517,8 +533,20 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
         reasons["qm"] = reasons["qm_p"] = "intercept-only model: no moderators to test"
     else:
         idx = np.arange(1, p) if design.intercept else np.arange(p)
+        qm_df = (idx.size,) if c.df is None else (idx.size, c.df)
         omni = omnibus_test(c.beta, c.cov, idx, c.df)
-        qm, qm_df, qm_p = omni.statistic, omni.df, omni.pval
+        if omni is not None:
+            qm, qm_p = omni.statistic, omni.pval
+        elif c.s2w == 0.0:
+            reasons["qm"] = reasons["qm_p"] = (
+                "every residual is zero, so the Knapp-Hartung scale factor and with it the "
+                "covariance of the coefficients are 0: the omnibus F test does not exist "
+                "(metafor: NA); test='z' gives the Wald test")
+        else:
+            reasons["qm"] = reasons["qm_p"] = (
+                "the covariance matrix of the tested coefficients is not positive definite "
+                "(rounding with sampling variances this far apart), so the omnibus test does "
+                "not exist (metafor: NA)")
 
     i2 = h2 = None
     if c.qe is not None:
@@ -570,6 +598,8 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
 
     if labels is None:
         labels = tuple(f"study {i + 1}" for i in range(k))
+    rows = (tuple(int(r) + 1 for r in design.rows) if data_rows is None
+            else tuple(None if r is None else int(r) for r in data_rows))
     return RmaResult(
         yi=_readonly(y), vi=_readonly(v), X=X, terms=design.terms, labels=tuple(labels),
         measure=measure, method=method, method_used=est.method_used, test=test, level=level,
@@ -580,7 +610,8 @@ def fit_arrays(yi: np.ndarray, vi: np.ndarray, design: Design, *,
         weights=_readonly(c.weights), qe=c.qe, qe_df=k - p, qe_p=c.qe_p, i2=i2, h2=h2,
         vt=c.vt, qm=qm, qm_df=qm_df, qm_p=qm_p, r2=r2, pi_low=pi_low, pi_high=pi_high,
         pi_se=pi_se, loglik=c.loglik, loglik_reml=c.loglik_reml, design=design,
-        control=control, warnings=tuple(warns), notes=tuple(note_list), none_reasons=reasons)
+        control=control, warnings=tuple(warns), notes=tuple(note_list), none_reasons=reasons,
+        data_rows=rows)
 
 
 def refit(fit: RmaResult, keep: Any = None, *, tau2: float | None = None,
@@ -607,6 +638,7 @@ def refit(fit: RmaResult, keep: Any = None, *, tau2: float | None = None,
     tau2 = _check_tau2(tau2)
     design = fit.design
     y, v, labels = fit.yi, fit.vi, fit.labels
+    rows = fit.data_rows or tuple(int(r) + 1 for r in design.rows)
     if keep is not None:
         idx = np.asarray(keep)
         if idx.dtype == bool:
@@ -621,10 +653,11 @@ def refit(fit: RmaResult, keep: Any = None, *, tau2: float | None = None,
         check_full_rank(design.matrix, design.terms, "the moderators of the refit")
         y, v = y[idx].copy(), v[idx].copy()
         labels = tuple(labels[i] for i in idx)
+        rows = tuple(rows[i] for i in idx)
     else:
         y, v = y.copy(), v.copy()
     return fit_arrays(y, v, design, labels=labels, method=method, test=test, level=level,
-                      tau2=tau2, control=fit.control, measure=fit.measure)
+                      tau2=tau2, control=fit.control, measure=fit.measure, data_rows=rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,7 +683,9 @@ class SubgroupResult:
     q_between, q_between_df, q_between_p
         Q-between from the separate fits: the heterogeneity statistic of the level estimates
         with their standard errors, fitted as an equal-effects model (the review's and
-        metafor's ``rma(estimates, sei=ses, method="EE")$QE``), df = levels - 1.
+        metafor's ``rma(estimates, sei=ses, method="EE")$QE``), df = levels - 1. ``None``
+        when a level's estimate has standard error 0 (Knapp-Hartung with every residual zero
+        in that level).
     overall
         The model fitted to all studies together.
     method, test, level
@@ -659,26 +694,29 @@ class SubgroupResult:
         Studies left out because their subgroup is missing (``missing="exclude"``).
     warnings
         Messages from the fits, prefixed by the level.
+    none_reasons
+        Why ``qm``/``qm_p`` or ``q_between``/``q_between_p`` are ``None``, when they are.
     """
 
     variable: str
     levels: tuple[Any, ...]
     fits: Mapping[Any, RmaResult]
     moderator_fit: RmaResult
-    q_between: float
+    q_between: float | None
     q_between_df: int
-    q_between_p: float
+    q_between_p: float | None
     overall: RmaResult
     method: str
     test: str
     level: float
     excluded: tuple[Exclusion, ...] = ()
     warnings: tuple[str, ...] = ()
+    none_reasons: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def qm(self) -> float:
-        """Moderator test of the common-tau2 model (chi-square, or F under knha)."""
-        assert self.moderator_fit.qm is not None
+    def qm(self) -> float | None:
+        """Moderator test of the common-tau2 model (chi-square, or F under knha); ``None``
+        when it does not exist (see ``none_reasons``)."""
         return self.moderator_fit.qm
 
     @property
@@ -687,8 +725,7 @@ class SubgroupResult:
         return self.moderator_fit.qm_df
 
     @property
-    def qm_p(self) -> float:
-        assert self.moderator_fit.qm_p is not None
+    def qm_p(self) -> float | None:
         return self.moderator_fit.qm_p
 
     @property
@@ -709,7 +746,7 @@ class SubgroupResult:
         design = Design(X, terms, False, m.design.rows)
         return fit_arrays(m.yi.copy(), m.vi.copy(), design, labels=m.labels, method=self.method,
                           test=self.test, level=self.level, control=m.control,
-                          measure=m.measure)
+                          measure=m.measure, data_rows=m.data_rows)
 
     def summary(self) -> pd.DataFrame:
         """One row per level (and ``overall``): k, estimate, se, CI, p, tau2, I2, QE."""
@@ -723,17 +760,24 @@ class SubgroupResult:
         table = pd.DataFrame.from_dict(rows, orient="index").astype(
             {"k": "Int64", "i2": "Float64", "qe": "Float64"})
         table.index.name = self.variable
+
+        def test(name: str, df: str, stat: float | None, pval: float | None) -> str:
+            if stat is None or pval is None:
+                return f"{name}({df}) does not exist"
+            return f"{name}({df}) = {stat:.4g}, p = {pval:.4g}"
+
         table.attrs["header"] = (
             f"Subgroups by {self.variable} ({self.method}, test {self.test}); "
-            f"QM({', '.join(map(str, self.qm_df))}) = {self.qm:.4g}, p = {self.qm_p:.4g}; "
-            f"Q-between({self.q_between_df}) = {self.q_between:.4g}, p = {self.q_between_p:.4g}")
+            + test("QM", ", ".join(map(str, self.qm_df)), self.qm, self.qm_p) + "; "
+            + test("Q-between", str(self.q_between_df), self.q_between, self.q_between_p))
+        table.attrs["none_reasons"] = dict(self.none_reasons)
         return table
 
     def to_dict(self) -> dict[str, Any]:
         """Stable keys: ``variable, levels, k_per_level, subgroups`` (level -> the fit's
         ``to_dict()``), ``qm, qm_df, qm_p`` (common-tau2 moderator test), ``q_between,
         q_between_df, q_between_p`` (separate fits), ``overall``, ``method, test, level,
-        excluded, warnings``."""
+        excluded, warnings, none_reasons`` (why a test is ``None``)."""
         return {
             "variable": self.variable, "levels": [str(lv) for lv in self.levels],
             "k_per_level": list(self.k_per_level),
@@ -743,6 +787,7 @@ class SubgroupResult:
             "q_between_p": self.q_between_p, "overall": self.overall.to_dict(),
             "method": self.method, "test": self.test, "level": self.level,
             "excluded": [str(e) for e in self.excluded], "warnings": list(self.warnings),
+            "none_reasons": dict(self.none_reasons),
         }
 
 
@@ -755,6 +800,7 @@ def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
     if len(g.levels) < 2:
         raise InputError(Problem(f"a subgroup analysis needs at least two levels; {variable} "
                                  f"only has {', '.join(map(str, g.levels))}", column=variable))
+    rows = _table_rows(data, y.size)[g.rows]
     y, v = y[g.rows], v[g.rows]
     labels = tuple(labels[i] for i in g.rows)
     warns = [str(e) for e in g.excluded]
@@ -767,7 +813,8 @@ def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
         try:
             fit = fit_arrays(y[mask], v[mask], intercept_only(int(mask.sum())),
                              labels=sub_labels, method=method, test=test, level=level,
-                             tau2=tau2, control=control, measure=measure)
+                             tau2=tau2, control=control, measure=measure,
+                             data_rows=rows[mask].tolist())
         except InputError as exc:
             raise InputError(Problem(f"subgroup {variable} = {lv}: {exc}",
                                      column=variable)) from exc
@@ -784,20 +831,44 @@ def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
                     {variable: tuple(g.levels)})
     moderator_fit = fit_arrays(y.copy(), v.copy(), design, labels=labels, method=method,
                                test=test, level=level, tau2=tau2, control=control,
-                               measure=measure)
+                               measure=measure, data_rows=rows.tolist())
     est = np.array([fits[lv].beta[0] for lv in g.levels])
     se = np.array([fits[lv].se[0] for lv in g.levels])
-    qb = weighted_fit(est, 1.0 / se**2, np.ones((est.size, 1))).rss
     qb_df = len(g.levels) - 1
+    qb = qb_p = None
+    reasons: dict[str, str] = {}
+    if se.min() > 0.0:
+        qb = float(weighted_fit(est, 1.0 / se**2, np.ones((est.size, 1))).rss)
+        qb_p = float(special.chdtrc(qb_df, qb))
+    else:
+        zero = [str(lv) for lv, s in zip(g.levels, se, strict=True) if s == 0.0]
+        which = (f"the estimate of {variable} = {zero[0]} has" if len(zero) == 1 else
+                 f"the estimates of {variable} = {', '.join(zero)} have")
+        reasons["q_between"] = reasons["q_between_p"] = (
+            f"{which} standard error 0 (Knapp-Hartung with every residual zero within the "
+            "subgroup), so the weight in Q-between is infinite and the test does not exist; "
+            "test='z' gives it")
+    if moderator_fit.qm is None:
+        reasons["qm"] = reasons["qm_p"] = moderator_fit.none_reasons["qm"]
     overall = fit_arrays(y.copy(), v.copy(), intercept_only(k), labels=labels, method=method,
-                         test=test, level=level, tau2=tau2, control=control, measure=measure)
-    return SubgroupResult(variable, tuple(g.levels), fits, moderator_fit, float(qb), qb_df,
-                          float(special.chdtrc(qb_df, qb)), overall, method, test, level,
-                          g.excluded, tuple(warns))
+                         test=test, level=level, tau2=tau2, control=control, measure=measure,
+                         data_rows=rows.tolist())
+    return SubgroupResult(variable, tuple(g.levels), fits, moderator_fit, qb, qb_df, qb_p,
+                          overall, method, test, level, g.excluded, tuple(warns), reasons)
 
 
 # ---------------------------------------------------------------------------------------------
 # the API
+
+
+def _table_rows(data: pd.DataFrame | None, n: int) -> np.ndarray:
+    """The 1-based row number of each of the n rows of ``data``: read_studies' ``row`` index
+    (the source file's data rows) when the table carries it, else the position, as the input
+    layer's error messages count rows."""
+    if (data is not None and data.index.name == "row"
+            and pd.api.types.is_integer_dtype(data.index.dtype)):
+        return np.asarray(data.index, dtype=np.int64)
+    return np.arange(1, n + 1)
 
 
 def _fast_arrays(yi: Any, vi: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -896,6 +967,7 @@ def rma(yi: Any, vi: Any, *, data: pd.DataFrame | None = None, method: str = "RE
                                   level=level, reference=reference, missing=missing, tau2=tau2,
                                   control=control, measure=measure)
     warns: list[str] = []
+    table_rows = _table_rows(data, y.size)
     if mods is None:
         design = intercept_only(y.size)
     else:
@@ -917,4 +989,5 @@ def rma(yi: Any, vi: Any, *, data: pd.DataFrame | None = None, method: str = "RE
                 warns.append(str(exc))
                 warn(str(exc))
     return fit_arrays(y, v, design, labels=labs, method=method, test=test, level=level,
-                      tau2=tau2, control=control, measure=measure, warnings=warns)
+                      tau2=tau2, control=control, measure=measure, warnings=warns,
+                      data_rows=table_rows[design.rows].tolist())
