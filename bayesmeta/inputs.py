@@ -291,7 +291,9 @@ def resolve_effects(
         warn(str(exc), stacklevel=4)
     kept_data = data
     if data is not None and excluded:
-        kept_data = data.iloc[keep].reset_index(drop=True)
+        kept_data = data.iloc[keep]
+        if kept_data.index.name != "row":  # read_studies' row numbers stay for messages
+            kept_data = kept_data.reset_index(drop=True)
         kept_data.attrs = dict(data.attrs)
     return EffectData(
         yi=y[keep].astype(float),

@@ -141,14 +141,12 @@ def test_bayes_rma_leaves_the_study_out_too():
 WIRING = "rma/bayes_rma: use effects.data and report effects.excluded (issue 2)"
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_rma_result_lists_the_dropped_study():
     with pytest.warns(BayesmetaWarning):
         fit = rma("yi", "vi", data=_roberge())
     assert any("Benigni" in w for w in fit.warnings)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_rma_subgroups_on_a_drop00_table():
     table = _roberge().assign(half=lambda t: np.where(np.arange(len(t)) < 20, "a", "b"))
     with pytest.warns(BayesmetaWarning):
@@ -156,7 +154,6 @@ def test_rma_subgroups_on_a_drop00_table():
     assert fit.overall.k == len(table) - 1
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_rma_moderators_on_a_drop00_table():
     table = _roberge().assign(x=lambda t: np.arange(len(t), dtype=float))
     with pytest.warns(BayesmetaWarning):

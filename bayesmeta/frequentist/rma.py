@@ -794,7 +794,8 @@ class SubgroupResult:
 def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
                        data: pd.DataFrame | None, variable: Any, *, method: str, test: str,
                        level: float, reference: Any, missing: str, tau2: float | None,
-                       control: FitControl, measure: str | None) -> SubgroupResult:
+                       control: FitControl, measure: str | None,
+                       dropped: Sequence[str] = ()) -> SubgroupResult:
     ref = reference.get(variable) if isinstance(reference, Mapping) else reference
     g = grouping(data, variable, labels=labels, reference=ref, missing=missing)
     if len(g.levels) < 2:
@@ -806,6 +807,7 @@ def _subgroup_analysis(y: np.ndarray, v: np.ndarray, labels: tuple[str, ...],
     warns = [str(e) for e in g.excluded]
     for msg in warns:
         warn(msg)
+    warns = [*dropped, *warns]
     fits: dict[Any, RmaResult] = {}
     for code, lv in enumerate(g.levels):
         mask = g.codes == code
@@ -957,16 +959,20 @@ def rma(yi: Any, vi: Any, *, data: pd.DataFrame | None = None, method: str = "RE
         y, v = fast
         labs: tuple[str, ...] | None = None
         measure = None
+        dropped: list[str] = []
     else:
         effects = resolve_effects(yi, vi, data=data, labels=labels, context="rma")
         y, v, labs, measure = effects.yi, effects.vi, effects.labels, effects.measure
+        # without the rows escalc dropped (drop00=True); resolve_effects has warned already
+        data = effects.data
+        dropped = [str(e) for e in effects.excluded]
     if subgroup is not None:
         if labs is None:
             labs = tuple(f"study {i + 1}" for i in range(y.size))
         return _subgroup_analysis(y, v, labs, data, subgroup, method=method, test=test,
                                   level=level, reference=reference, missing=missing, tau2=tau2,
-                                  control=control, measure=measure)
-    warns: list[str] = []
+                                  control=control, measure=measure, dropped=dropped)
+    warns: list[str] = list(dropped)
     table_rows = _table_rows(data, y.size)
     if mods is None:
         design = intercept_only(y.size)
