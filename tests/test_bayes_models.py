@@ -2,8 +2,11 @@
 posterior predictive checks.
 
 Every NUTS fit here uses the HalfNormal(0.5) tau prior, capacity 64 and 4 coefficient slots, so
-the module compiles one sampler and reuses it (the compile-once design under test as well).
-MCMC tolerances are max(4 MCSE, 1e-3 posterior SD), with arviz MCSEs from the chains.
+the module compiles one sampler for the pooled, subgroup and regression fits and reuses it (the
+compile-once design under test as well); partially pooled subgroup means are a graph of their
+own, one per omega prior (two here). MCMC tolerances are max(4 MCSE, 1e-3 posterior SD), with
+arviz MCSEs from the chains; comparing two NUTS fits, 4 x the root sum of squares of their
+MCSEs.
 """
 
 from __future__ import annotations
@@ -139,14 +142,160 @@ def test_single_study_subgroup_and_level_present_in_one_analysis(roberge):
     res = bayesmeta.bayes_rma("yi", "vi", data=t, labels="label", subgroup="arm",
                               mu_prior=priors.Normal(0, 4), **SHARED)
     # A level unused in this analysis is not a subgroup of it; the single-study subgroup's
-    # mean is informed by one study and the shared tau.
+    # mean is informed by one study and the shared tau, and is flagged as such.
     assert res.extras["levels"] == ["rest", "solo"]
     assert res.extras["k_per_subgroup"] == {"rest": len(t) - 1, "solo": 1}
     assert res.sd("mu[solo]") > res.sd("mu[rest]")
+    assert res.extras["flagged"] == ["solo"]
+    assert ("subgroup solo: only 1 study with a shared tau; its mean rests on one study and "
+            "the shared tau") in " ".join(res.warnings)
     only_one = t[t["arm"] == "rest"]
     with pytest.raises(InputError, match="a subgroup model needs at least two levels"):
         bayesmeta.bayes_rma("yi", "vi", data=only_one, labels="label", subgroup="arm",
                             engine="exact", tau_prior=priors.HalfNormal(0.5))
+
+
+def test_shared_tau_flags_subgroups_below_the_threshold(roberge):
+    """Under a shared tau, subgroups with fewer than DEFAULTS.subgroup_min_k_shared_tau (3)
+    studies are flagged; the flags do not depend on the engine (exact here, no sampling)."""
+    from bayesmeta.config import DEFAULTS
+
+    assert DEFAULTS.subgroup_min_k_shared_tau == 3
+    table, _ = roberge
+    t = table.copy()
+    k = len(t)
+    t["arm"] = ["one"] + ["two"] * 2 + ["three"] * 3 + ["many"] * (k - 6)
+    res = bayesmeta.bayes_rma("yi", "vi", data=t, labels="label", subgroup="arm",
+                              engine="exact", tau_prior=priors.HalfNormal(0.5))
+    assert res.extras["k_per_subgroup"] == {"many": k - 6, "one": 1, "three": 3, "two": 2}
+    assert sorted(res.extras["flagged"]) == ["one", "two"]
+    text = " ".join(res.warnings)
+    assert "subgroup one: only 1 study with a shared tau; its mean rests on one study" in text
+    assert "subgroup two: only 2 studies with a shared tau; its mean rests on 2 studies" in text
+    assert "subgroup three" not in text and "subgroup many" not in text
+    # Separate taus keep their own, larger threshold (5): three is flagged there as well.
+    sep = bayesmeta.bayes_rma("yi", "vi", data=t, labels="label", subgroup="arm",
+                              engine="exact", tau="separate",
+                              tau_prior=priors.HalfNormal(0.5))
+    assert sorted(sep.extras["flagged"]) == ["one", "three", "two"]
+    assert all("separate tau" in m for m in sep.extras["flag_messages"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Partially pooled subgroup means: mu[g] ~ N(mu_overall, omega)
+
+#: omega concentrated near 0 (subgroup means pooled into one) and held far from 0 (omega ~ 20,
+#: 100 times the subgroup means' posterior SDs: the means are effectively unpooled). A wide
+#: prior that reaches down to 0, e.g. HalfNormal(50), would not do: with two subgroups the
+#: likelihood of omega decays only like 1/omega, so it keeps real mass near 0 and shrinks.
+OMEGA_TIGHT = priors.HalfNormal(0.01)
+OMEGA_FAR = priors.LogNormal(float(np.log(20.0)), 0.1)
+
+
+@pytest.fixture(scope="module")
+def pooled_tight(roberge):
+    table, _ = roberge
+    return bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", subgroup="onset",
+                               mu_prior=priors.Normal(0, 4), subgroup_pooling=True,
+                               omega_prior=OMEGA_TIGHT, **SHARED)
+
+
+@pytest.fixture(scope="module")
+def pooled_far(roberge):
+    table, _ = roberge
+    return bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", subgroup="onset",
+                               mu_prior=priors.Normal(0, 4), subgroup_pooling=True,
+                               omega_prior=OMEGA_FAR, **SHARED)
+
+
+def _within_mcse(a, b, param: str, stat: str = "mean", q: float | None = None) -> tuple:
+    """(|difference|, tolerance) of a statistic of two NUTS fits: 4 x the root sum of squares
+    of their MCSEs (two independent Monte Carlo estimates)."""
+    get = {"mean": lambda r: r.mean(param), "quantile": lambda r: r.quantile(param, q)}[stat]
+    mcse = np.hypot(a.posterior.mcse(param, stat, q), b.posterior.mcse(param, stat, q))
+    return abs(get(a) - get(b)), 4 * mcse
+
+
+def test_partial_pooling_near_zero_omega_shrinks_to_one_mean(pooled_tight, roberge):
+    res = pooled_tight
+    assert res.diagnostics.passed, res.diagnostics.messages
+    a, b = (f"mu[{lv}]" for lv in res.extras["levels"])
+    # The unpooled means differ by ~0.42 (posterior SD of the difference ~0.24); with
+    # omega ~ HalfNormal(0.01) they coincide up to omega's scale.
+    assert abs(res.mean(f"{b} - {a}")) < 0.01 and res.sd(f"{b} - {a}") < 0.02
+    # ... and every subgroup mean, like mu_overall, is then the pooled model's mu (exact
+    # engine, same priors), within Monte Carlo error and omega's few hundredths.
+    table, _ = roberge
+    exact = bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", engine="exact",
+                                tau_prior=priors.HalfNormal(0.5),
+                                mu_prior=priors.Normal(0, 4))
+    for param in (a, b, "mu_overall"):
+        for q in (0.025, 0.5, 0.975):
+            tol = max(4 * res.posterior.mcse(param, "quantile", q), 1e-3)
+            assert abs(res.quantile(param, q) - exact.quantile("mu", q)) <= tol, (param, q)
+    assert res.quantile("omega", 0.975) < 0.03
+
+
+def test_partial_pooling_far_omega_approaches_unpooled_model(pooled_far, subgroup):
+    res = pooled_far
+    assert res.diagnostics.passed, res.diagnostics.messages
+    failures = []
+    for lv in res.extras["levels"]:
+        for param in (f"mu[{lv}]", f"theta_new[{lv}]"):
+            for stat, q in (("mean", None), ("quantile", 0.025), ("quantile", 0.975)):
+                diff, tol = _within_mcse(res, subgroup, param, stat, q)
+                if diff > tol:
+                    failures.append(f"{param} {stat} {q}: {diff:.4f} > {tol:.4f}")
+    diff, tol = _within_mcse(res, subgroup, "tau", "quantile", 0.5)
+    if diff > tol:
+        failures.append(f"tau median: {diff:.4f} > {tol:.4f}")
+    assert not failures, failures
+    # omega is what its prior says (the data cannot tell 20 from 25 with two subgroups)
+    assert res.mean("omega") == pytest.approx(20.0 * np.exp(0.1**2 / 2), rel=0.02)
+
+
+def test_partial_pooling_result_contract(pooled_tight, subgroup, tmp_path):
+    res = pooled_tight
+    assert {"mu_overall", "omega"} <= set(res.params)
+    assert res.settings["subgroup_pooling"] and res.extras["subgroup_pooling"]
+    assert res.priors["omega"] == OMEGA_TIGHT.to_dict()
+    assert res.priors["mu"] == priors.Normal(0, 4).to_dict()
+    post = res.idata.posterior
+    assert post["mu"].dims == ("chain", "draw", "subgroup")
+    assert post["mu_overall"].dims == ("chain", "draw") and "omega" in post
+    # the hierarchy in the prior group: omega's prior draws, subgroup means around mu_overall
+    prior = res.idata.prior
+    assert float(prior["omega"].mean()) == pytest.approx(0.01 * np.sqrt(2 / np.pi), rel=0.05)
+    spread = (prior["mu"] - prior["mu_overall"]).values
+    assert np.std(spread) == pytest.approx(0.01, rel=0.05)
+    # The REML twin stays the subgroup model (metafor has no partial pooling across subgroups).
+    twin, plain = res.frequentist.to_dict(), subgroup.frequentist.to_dict()
+    assert twin["variable"] == "onset" and twin["levels"] == res.extras["levels"]
+    assert json.dumps(twin, sort_keys=True) == json.dumps(plain, sort_keys=True)
+    # saved and loaded with the hyper-parameters and the omega prior
+    res.save(tmp_path / "pooled.nc")
+    back = bayesmeta.load(tmp_path / "pooled.nc")
+    assert back.priors["omega"] == OMEGA_TIGHT.to_dict()
+    for param in ("mu_overall", "omega"):
+        assert back.quantile(param, 0.975) == pytest.approx(res.quantile(param, 0.975),
+                                                            rel=1e-12)
+
+
+def test_partial_pooling_input_checks(roberge):
+    table, _ = roberge
+    kw = dict(data=table, labels="label", tau_prior=priors.HalfNormal(0.5))
+    with pytest.raises(InputError, match='partially pooled subgroup means need engine="nuts"'):
+        bayesmeta.bayes_rma("yi", "vi", subgroup="onset", subgroup_pooling=True,
+                            engine="exact", **kw)
+    with pytest.raises(InputError, match="subgroup_pooling pools subgroup means: pass "
+                                         "subgroup= too"):
+        bayesmeta.bayes_rma("yi", "vi", subgroup_pooling=True, **kw)
+    with pytest.raises(InputError, match="omega_prior .* needs subgroup_pooling=True"):
+        bayesmeta.bayes_rma("yi", "vi", subgroup="onset", omega_prior=priors.HalfNormal(1),
+                            engine="exact", **kw)
+    with pytest.raises(InputError, match="omega_prior must be proper"):
+        bayesmeta.bayes_rma("yi", "vi", subgroup="onset", subgroup_pooling=True,
+                            omega_prior=priors.ImproperUniform(), **kw)
 
 
 def test_collinear_and_missing_moderators(roberge):

@@ -143,7 +143,8 @@ def _regression_layout(effects: EffectData, mods: Any, tau_p: Any, coef_prior: A
 
 
 def _subgroup_layout(effects: EffectData, subgroup: str, tau: str, tau_p: Any, mu_p: Any,
-                     missing: str) -> tuple[EffectData, Layout, list[str], dict[str, Any]]:
+                     missing: str, omega_p: Any = None,
+                     ) -> tuple[EffectData, Layout, list[str], dict[str, Any]]:
     from ..design import grouping
 
     grp = grouping(effects.data, subgroup, labels=list(effects.labels), missing=missing)
@@ -166,22 +167,44 @@ def _subgroup_layout(effects: EffectData, subgroup: str, tau: str, tau_p: Any, m
         tau_priors=(tau_p,) * (g if separate else 1),
         new=tuple((f"theta_new[{lv}]", np.eye(g)[j], j if separate else 0)
                   for j, lv in enumerate(levels)),
-        coef_dim="subgroup", tau_dim="subgroup" if separate else None)
+        coef_dim="subgroup", tau_dim="subgroup" if separate else None, pooling=omega_p)
+    # Partial pooling is a prior on the subgroup means: the REML twin stays the subgroup model.
     twin_kw = {"subgroup": subgroup, "data": effects.data}
     return effects, layout, warn, twin_kw
 
 
 def _subgroup_extras(layout: Layout, effects: EffectData, tau: str) -> dict[str, Any]:
+    """Subgroup levels, studies per subgroup, and the subgroups too small to report as findings.
+
+    Under separate taus a subgroup with fewer than ``DEFAULTS.subgroup_min_k_separate_tau``
+    studies is flagged (its tau posterior mostly returns the prior); under a shared tau one
+    with fewer than ``DEFAULTS.subgroup_min_k_shared_tau`` (its mean rests on those studies and
+    a tau estimated from the other subgroups)."""
     counts = layout.X.sum(axis=0).astype(int)
     levels = [n[3:-1] for n in layout.coef_names]
-    flags = []
-    if tau == "separate":
-        flags = [lv for lv, n in zip(levels, counts, strict=True) if n < 5]
-    messages = [f"subgroup {lv}: only {n} stud{'y' if n == 1 else 'ies'} with a separate tau; "
-                "its tau posterior mostly returns the prior, so its predictive interval is not "
-                "a finding" for lv, n in zip(levels, counts, strict=True) if lv in flags]
+    separate = tau == "separate"
+    threshold = (DEFAULTS.subgroup_min_k_separate_tau if separate
+                 else DEFAULTS.subgroup_min_k_shared_tau)
+    flags, messages = [], []
+    for lv, n in zip(levels, counts.tolist(), strict=True):
+        if n >= threshold:
+            continue
+        flags.append(lv)
+        studies = f"{n} stud{'y' if n == 1 else 'ies'}"
+        if separate:
+            messages.append(f"subgroup {lv}: only {studies} with a separate tau; its tau "
+                            "posterior mostly returns the prior, so its predictive interval "
+                            "is not a finding")
+        else:
+            rests = "one study" if n == 1 else f"{n} studies"
+            pooled = (" and the pooling across subgroups" if layout.pooling is not None
+                      else "")
+            messages.append(f"subgroup {lv}: only {studies} with a shared tau; its mean rests "
+                            f"on {rests} and the shared tau{pooled}, so its mean and "
+                            "predictive interval are not findings about this subgroup")
     return {"levels": levels, "k_per_subgroup": dict(zip(levels, counts.tolist(), strict=True)),
-            "flagged": flags, "flag_messages": messages}
+            "flagged": flags, "flag_messages": messages,
+            "subgroup_pooling": layout.pooling is not None}
 
 
 def _expected_tau2(posterior: Any) -> float | None:
@@ -228,7 +251,9 @@ class Layout:
     ``X`` is the k x p design; ``coef_names`` name its columns in the result's vocabulary
     (``"mu"``, term names, or ``"mu[<level>]"``); ``tau_index`` assigns each study its tau group
     named by ``tau_names``; ``new`` lists the new-study predictive parameters as
-    (name, design row, tau group).
+    (name, design row, tau group). ``pooling`` is the prior on omega when the subgroup means are
+    partially pooled (drawn from Normal(mu_overall, omega), mu_overall with the coefficients'
+    prior), else ``None``.
     """
 
     kind: str
@@ -241,6 +266,7 @@ class Layout:
     new: tuple[tuple[str, np.ndarray, int], ...] = ()
     coef_dim: str = "moderator"
     tau_dim: str | None = None
+    pooling: Any = None
 
 
 def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, chains: int,
@@ -260,15 +286,19 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
     if coef_slots is not None and coef_slots < p:
         raise InputError(Problem(f"coef_slots must be at least p = {p}", column="coef_slots",
                                  value=coef_slots))
+    pooled = layout.pooling is not None
+    overall = layout.coef_priors[0] if pooled else None
     data = pad_data(effects.yi, effects.vi, layout.X, layout.tau_index,
                     capacity=capacity or _capacity(k),
                     coef_priors=[None if c is None else c.to_dict()
                                  for c in layout.coef_priors],
-                    n_coef=coef_slots or coef_slots_for(p))
+                    n_coef=coef_slots or coef_slots_for(p), standardise=not pooled,
+                    overall_prior=None if overall is None else overall.to_dict())
 
     def make(param: str):
         return structure_for(data.M.shape[0], [t.to_dict() for t in layout.tau_priors], param,
-                             k, capacity=data.y.size)
+                             k, capacity=data.y.size,
+                             pooling_prior=layout.pooling.to_dict() if pooled else None)
 
     raw, diag = sample_with_gate(make, data, coef_names=list(layout.coef_names),
                                  tau_names=list(layout.tau_names), labels=effects.labels,
@@ -312,6 +342,8 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
         post_vars["tau_study"] = ((*cd, "study"), tau_study)
     for name, values in new.items():
         post_vars[_var_name(name)] = (cd, values)
+    for name, values in raw.extra.items():
+        post_vars[name] = (cd, values)
     groups = {
         "posterior": xr.Dataset(post_vars, coords=coords),
         "posterior_predictive": xr.Dataset({"y": ((*cd, "study"), y_rep)}, coords=coords),
@@ -331,8 +363,15 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
     if not improper:
         n = int(np.prod(shape))
         prng = np.random.default_rng([seed, 2])
-        p_beta = np.stack([_prior_draws(c, prng, n).reshape(shape) for c in layout.coef_priors],
-                          axis=-1)
+        p_extra: dict[str, np.ndarray] = {}
+        if pooled:
+            p_extra["mu_overall"] = _prior_draws(overall, prng, n).reshape(shape)
+            p_extra["omega"] = _prior_draws(layout.pooling, prng, n).reshape(shape)
+            p_beta = (p_extra["mu_overall"][..., None] + p_extra["omega"][..., None]
+                      * prng.standard_normal((*shape, p)))
+        else:
+            p_beta = np.stack([_prior_draws(c, prng, n).reshape(shape)
+                               for c in layout.coef_priors], axis=-1)
         p_tau = np.stack([_prior_draws(t, prng, n).reshape(shape) for t in layout.tau_priors],
                          axis=-1)
         p_theta = (np.einsum("cdp,kp->cdk", p_beta, layout.X)
@@ -343,6 +382,8 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
                 prior_vars[key] = (dims, p_beta if p_beta.ndim == len(dims) else p_beta[..., 0])
             elif key == "tau":
                 prior_vars[key] = (dims, p_tau if p_tau.ndim == len(dims) else p_tau[..., 0])
+            elif key in p_extra:
+                prior_vars[key] = (dims, p_extra[key])
         groups["prior"] = xr.Dataset(prior_vars, coords=coords)
         groups["prior_predictive"] = xr.Dataset(
             {"y": ((*cd, "study"), p_theta + sigma * prng.standard_normal(theta.shape))},
@@ -358,6 +399,7 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
     for g, name in enumerate(layout.tau_names):
         draws_map[name] = tau[:, :, g]
     draws_map.update(new)
+    draws_map.update(raw.extra)
     if layout.kind == "subgroup":
         names = layout.coef_names
         for a in range(len(names)):
@@ -365,6 +407,7 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
                 draws_map[f"{names[b]} - {names[a]}"] = beta[:, :, b] - beta[:, :, a]
     draws_map.update({lab: theta[:, :, i] for i, lab in enumerate(effects.labels)})
     settings = {**raw.settings, "requested_parametrisation": parametrisation,
+                "subgroup_pooling": pooled,
                 "capacity": int(data.y.size), "coef_slots": int(data.M.shape[0]),
                 "seconds": round(raw.seconds, 3)}
     return DrawsPosterior(draws_map), idata, diag, {"settings": settings, "notes": notes}
@@ -396,15 +439,17 @@ def bayes_rma(
     mods: Any = None,
     subgroup: str | None = None,
     tau: str = "shared",
+    subgroup_pooling: bool = False,
+    omega_prior: Any = DEFAULT,
     coef_prior: Any = None,
     engine: str = "nuts",
     draws: int = DEFAULTS.draws,
     tune: int = DEFAULTS.tune,
     chains: int = DEFAULTS.chains,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     target_accept: float = DEFAULTS.target_accept,
-    parametrisation: str = "noncentred",
-    backend: str = "nutpie",
+    parametrisation: str = DEFAULTS.parametrisation,
+    backend: str = DEFAULTS.backend,
     capacity: int | None = None,
     coef_slots: int | None = None,
     retry: bool = True,
@@ -439,7 +484,23 @@ def bayes_rma(
         design as written (the sampler centres and scales internally).
     subgroup
         A column of ``data``: one mean per subgroup (``mu[<level>]``), with a shared tau
-        (``tau="shared"``) or one per subgroup (``tau="separate"``).
+        (``tau="shared"``) or one per subgroup (``tau="separate"``). A subgroup with fewer
+        studies than ``DEFAULTS.subgroup_min_k_shared_tau`` (shared tau) or
+        ``DEFAULTS.subgroup_min_k_separate_tau`` (separate taus) is flagged in
+        ``extras["flagged"]`` and the warnings.
+    subgroup_pooling
+        With ``subgroup``: draw the subgroup means themselves from a common distribution,
+        ``mu[g] ~ Normal(mu_overall, omega)`` (partial pooling across subgroups; Gelman 2006,
+        doi:10.1214/06-BA117A), with ``mu_prior`` on ``mu_overall`` and ``omega_prior`` on the
+        between-subgroup SD ``omega``; both are reported as parameters. NUTS only (the
+        posterior has two variance parameters, tau and omega, so the one-dimensional
+        quadrature of ``engine="exact"`` does not apply). The REML twin stays the subgroup
+        model without pooling (metafor has no such model). Default False.
+    omega_prior
+        Prior on omega (a tau-type prior from :mod:`bayesmeta.priors`, proper) when
+        ``subgroup_pooling=True``. Default: ``DEFAULTS.omega_prior``, which is the fit's tau
+        prior. Concentrated near zero, the subgroup means are pooled into one; wide and away
+        from zero, they approach the unpooled subgroup model.
     coef_prior
         Meta-regression coefficient priors: one ``Normal`` for every coefficient, a dict by term
         name (missing terms flat), or ``None`` (flat, as bmr()'s default).
@@ -447,8 +508,10 @@ def bayes_rma(
         ``"nuts"`` (PyMC model sampled by nutpie, with the diagnostics gate) or ``"exact"``
         (one-dimensional quadrature over tau; no sampling).
     draws, tune, chains, seed, target_accept, parametrisation, backend
-        NUTS settings. ``parametrisation`` is ``"noncentred"`` (default), ``"centred"`` or
-        ``"marginal"`` (study effects integrated out, then drawn exactly);
+        NUTS settings (defaults in :data:`bayesmeta.config.DEFAULTS`). ``parametrisation``
+        is ``"noncentred"`` (default), ``"centred"`` or ``"marginal"`` (study effects
+        integrated out, then drawn exactly); for partially pooled subgroup means it applies to
+        the subgroup level as well (``"marginal"`` keeps that level non-centred).
         ``backend`` is ``"nutpie"`` (compile once, default) or ``"pymc"``.
     capacity
         Study slots of the compiled model (default: the next power of two >= k). Fits that
@@ -472,7 +535,8 @@ def bayes_rma(
         With the accessor vocabulary ``mean, sd, quantile, interval, prob`` over ``"mu"``,
         ``"tau"``, ``"theta_new"``, the study labels (shrunken effects), and for meta-regression
         the term names, for subgroups ``"mu[<level>]"``, ``"theta_new[<level>]"`` and the
-        differences ``"mu[b] - mu[a]"``; ``result.frequentist`` is the REML twin.
+        differences ``"mu[b] - mu[a]"`` (with ``subgroup_pooling`` also ``"mu_overall"`` and
+        ``"omega"``); ``result.frequentist`` is the REML twin.
     """
     if engine not in ENGINES:
         raise InputError(Problem(f"engine must be one of {', '.join(ENGINES)}",
@@ -485,6 +549,8 @@ def bayes_rma(
     effects = resolve_effects(yi, vi, data=data, labels=labels, measure=measure,
                               context="bayes_rma input")
     tau_p, mu_p, notes = resolve_priors(effects.measure, tau_prior, mu_prior)
+    omega_p = _resolve_omega_prior(subgroup, subgroup_pooling, omega_prior, tau_p, engine,
+                                   notes)
     warnings_: list[str] = []
     if mods is not None:
         effects, layout, extra_warn, twin_kw = _regression_layout(
@@ -492,7 +558,7 @@ def bayes_rma(
         model = "meta_regression"
     elif subgroup is not None:
         effects, layout, extra_warn, twin_kw = _subgroup_layout(
-            effects, subgroup, tau, tau_p, mu_p, missing)
+            effects, subgroup, tau, tau_p, mu_p, missing, omega_p)
         model = "subgroup"
     else:
         layout = Layout(kind="pooled", X=np.ones((effects.k, 1)), coef_names=("mu",),
@@ -507,10 +573,13 @@ def bayes_rma(
                                   for n, c in zip(layout.coef_names, layout.coef_priors,
                                                   strict=True)}
         priors.pop("mu")
+    if omega_p is not None:
+        priors["omega"] = omega_p.to_dict()
     twin, twin_notes = _frequentist_twin(effects, level=level, **twin_kw)
     warnings_ += twin_notes
     settings: dict[str, Any] = {"engine": engine, "level": level, "defaults_applied": notes,
-                                "tau": tau if subgroup is not None else "shared"}
+                                "tau": tau if subgroup is not None else "shared",
+                                "subgroup_pooling": omega_p is not None}
     extras: dict[str, Any] = {}
     if engine == "exact":
         from .exact import exact_posterior
@@ -544,6 +613,48 @@ def bayes_rma(
                        priors=priors, frequentist=twin, idata=idata, diagnostics=diag,
                        settings=settings, warnings=tuple(warnings_), level=level,
                        extras=extras)
+
+
+def _resolve_omega_prior(subgroup: str | None, pooling: bool, omega_prior: Any, tau_p: Any,
+                         engine: str, notes: list[str]) -> Any:
+    """The prior on omega of partially pooled subgroup means, or None without pooling."""
+    if not isinstance(pooling, bool):
+        raise InputError(Problem("subgroup_pooling must be True or False",
+                                 column="subgroup_pooling", value=repr(pooling)))
+    if not pooling:
+        if omega_prior is not DEFAULT:
+            raise InputError(Problem("omega_prior is the prior of the between-subgroup SD and "
+                                     "needs subgroup_pooling=True", column="omega_prior",
+                                     value=repr(omega_prior)))
+        return None
+    if subgroup is None:
+        raise InputError(Problem("subgroup_pooling pools subgroup means: pass subgroup= too",
+                                 column="subgroup_pooling", value=True))
+    if engine == "exact":
+        raise InputError(Problem(
+            'partially pooled subgroup means need engine="nuts": with omega (the '
+            "between-subgroup SD) beside tau the posterior is not conditionally normal given "
+            "one variance parameter, so the exact engine's one-dimensional quadrature over tau "
+            "does not apply", column="engine", value=engine))
+    if omega_prior is DEFAULT:
+        if DEFAULTS.omega_prior is None:
+            omega_prior = tau_p
+            notes.append(f"omega prior: package default, the tau prior: {tau_p.describe()}")
+        else:
+            omega_prior = P.from_dict(dict(DEFAULTS.omega_prior))
+            notes.append(f"omega prior: package default: {omega_prior.describe()}")
+    if isinstance(omega_prior, Mapping):
+        omega_prior = P.from_dict(dict(omega_prior))
+    if not isinstance(omega_prior, P.TauPrior):
+        raise InputError(Problem("omega_prior must be a prior on an SD from bayesmeta.priors "
+                                 "(e.g. HalfNormal(0.5))", column="omega_prior",
+                                 value=repr(omega_prior)))
+    if not omega_prior.is_proper:
+        raise InputError(Problem("omega_prior must be proper: with a handful of subgroups an "
+                                 "improper prior on the between-subgroup SD can leave the "
+                                 "posterior improper", column="omega_prior",
+                                 value=omega_prior.describe()))
+    return omega_prior
 
 
 def _data_warnings(effects: EffectData) -> list[str]:

@@ -20,7 +20,14 @@ import numpy as np
 from ..config import DEFAULTS
 from ..results import Diagnostics
 from .diagnostics import assess
-from .models import PARAMETRISATIONS, ModelData, ModelStructure, build_model, conditional_theta
+from .models import (
+    PARAMETRISATIONS,
+    ModelData,
+    ModelStructure,
+    build_model,
+    conditional_overall,
+    conditional_theta,
+)
 
 BACKENDS = ("nutpie", "pymc")
 
@@ -60,6 +67,9 @@ class RawDraws:
     energy: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: scalar parameters of the hyper-level, by name (``mu_overall``, ``omega`` of partially
+    #: pooled subgroup means); empty for the other models
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _run_once(structure: ModelStructure, data: ModelData, *, draws: int, tune: int, chains: int,
@@ -68,7 +78,12 @@ def _run_once(structure: ModelStructure, data: ModelData, *, draws: int, tune: i
     if backend == "nutpie":
         import nutpie
 
-        model = compiled_model(structure).with_data(**data.as_updates())
+        compiled = compiled_model(structure)
+        # A graph reads only the data its structure needs (the partially pooled one has no
+        # coefficient priors; only its centred form reads coef_used); nutpie knows which.
+        updates = {name: value for name, value in data.as_updates().items()
+                   if name in compiled.shared_data}
+        model = compiled.with_data(**updates)
         trace = nutpie.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
                               target_accept=target_accept, progress_bar=False,
                               save_warmup=False, cores=min(chains, 2))
@@ -105,7 +120,17 @@ def _run_once(structure: ModelStructure, data: ModelData, *, draws: int, tune: i
                   "target_accept": target_accept, "backend": backend,
                   "parametrisation": structure.parametrisation},
         seconds=time.perf_counter() - start,
+        extra={} if structure.pooling_prior is None else _hyper_draws(post, data, seed),
     )
+
+
+def _hyper_draws(post: Any, data: ModelData, seed: int) -> dict[str, np.ndarray]:
+    """mu_overall (drawn exactly given the sampled average of the subgroup means and omega)
+    and omega of partially pooled subgroup means."""
+    omega = np.asarray(post["omega"].values, float)
+    mu_overall = conditional_overall(np.asarray(post["beta_mean"].values, float), omega,
+                                     data.overall_prior, np.random.default_rng([seed, 11]))
+    return {"mu_overall": mu_overall, "omega": omega}
 
 
 def _gate_draws(raw: RawDraws, coef_names: list[str], tau_names: list[str],
@@ -113,6 +138,7 @@ def _gate_draws(raw: RawDraws, coef_names: list[str], tau_names: list[str],
     out = {name: raw.beta[:, :, j] for j, name in enumerate(coef_names)}
     out.update({name: raw.tau[:, :, g] for g, name in enumerate(tau_names)})
     out.update({lab: raw.theta[:, :, i] for i, lab in enumerate(labels)})
+    out.update(raw.extra)
     return out
 
 
@@ -123,13 +149,13 @@ def sample_with_gate(
     coef_names: list[str],
     tau_names: list[str],
     labels: tuple[str, ...],
-    parametrisation: str = "noncentred",
+    parametrisation: str = DEFAULTS.parametrisation,
     draws: int = DEFAULTS.draws,
     tune: int = DEFAULTS.tune,
     chains: int = DEFAULTS.chains,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     target_accept: float = DEFAULTS.target_accept,
-    backend: str = "nutpie",
+    backend: str = DEFAULTS.backend,
     retry: bool = True,
 ) -> tuple[RawDraws, Diagnostics]:
     """Sample, apply the gate, and on failure retry: a higher target_accept with longer
