@@ -103,7 +103,7 @@ def _draws(result: BayesResult, rng: np.random.Generator, n: int) -> dict[str, n
 
 
 def posterior_predictive_check(result: BayesResult, *, seed: int = 0,
-                               n_draws: int = 4000) -> PPCResult:
+                               n_draws: int = DEFAULTS.ppc_draws) -> PPCResult:
     """Run the checks described in the module docstring on ``result``."""
     rng = np.random.default_rng(seed)
     d = _draws(result, rng, n_draws)

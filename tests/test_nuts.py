@@ -64,14 +64,18 @@ def test_nuts_matches_exact_within_mcse(fits, dataset):
             tol = max(4 * post.mcse(param, "quantile", q), 1e-3)
             if abs(got - want) > tol:
                 failures.append(f"{param} q{q}: nuts {got:.5f} exact {want:.5f} tol {tol:.5f}")
-    for c in (0.0, -0.2, -0.5):
-        want = exact.prob("mu", "<", c)
+    # Tail probabilities above 0.01 (the acceptance); the MCSE of P(x > c) is that of the
+    # indicator's mean, the same as for P(x < c).
+    tails = [("mu", "<", c) for c in (0.0, -0.2, -0.5)] + [("tau", ">", c) for c in (0.5, 1.0)]
+    for param, op, c in tails:
+        want = exact.prob(param, op, c)
         if min(want, 1 - want) <= 0.01:
             continue
-        got = nuts.prob("mu", "<", c)
-        tol = max(4 * post.mcse("mu", "prob", c), 1e-3)
+        got = nuts.prob(param, op, c)
+        tol = max(4 * post.mcse(param, "prob", c), 1e-3)
         if abs(got - want) > tol:
-            failures.append(f"P(mu<{c}): nuts {got:.4f} exact {want:.4f} tol {tol:.4f}")
+            failures.append(f"P({param}{op}{c}): nuts {got:.4f} exact {want:.4f} "
+                            f"tol {tol:.4f}")
     assert not failures, failures
 
 
