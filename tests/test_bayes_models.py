@@ -90,6 +90,8 @@ def test_metaregression_result_vocabulary(metareg):
     twin = metareg.frequentist.to_dict()
     assert "r2" in twin and twin["qm"] is not None
     assert isinstance(metareg.extras["r2_bayes"], float)
+    # a meta-regression has coefficient priors, no mu prior: none is reported as applied
+    assert not any(n.startswith("mu prior") for n in metareg.settings["defaults_applied"])
     # Coefficients are reported for the design as written, not the sampler's QR basis: the
     # posterior mean of intercept + dose * 100 is the mean effect at dose 100.
     at100 = metareg.mean("intercept") + 100 * metareg.mean("dose")
@@ -120,6 +122,10 @@ def test_subgroup_posteriors_and_differences(subgroup):
     assert subgroup.sd(f"theta_new[{levels[0]}]") > subgroup.sd(a)
     twin = subgroup.frequentist
     assert twin is not None and twin.to_dict()
+    # derived parameters carry their Monte Carlo diagnostics too (never a silent NaN)
+    table = subgroup.summary()
+    assert np.isfinite(table.loc[[diff, f"theta_new[{levels[0]}]"], ["mcse_mean", "ess_bulk",
+                                                                     "r_hat"]]).all().all()
 
 
 def test_separate_taus_flag_small_subgroups(roberge):

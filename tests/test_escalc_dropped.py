@@ -135,10 +135,7 @@ def test_bayes_rma_leaves_the_study_out_too():
     np.testing.assert_array_equal(fit.yi, np.delete(table["yi"].to_numpy(), 1))
 
 
-# What the model entry points still have to do with EffectData.excluded (frequentist/rma.py and
-# bayes/api.py are outside this module's files). strict=True: once wired, these pass, the
-# marker fails the run, and whoever wired it removes the marker.
-WIRING = "rma/bayes_rma: use effects.data and report effects.excluded (issue 2)"
+# The model entry points fit without the dropped studies and list them in their warnings.
 
 
 def test_rma_result_lists_the_dropped_study():
@@ -161,7 +158,6 @@ def test_rma_moderators_on_a_drop00_table():
     assert fit.k == len(table) - 1
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_bayes_rma_result_lists_the_dropped_study():
     from bayesmeta import bayes_rma
 

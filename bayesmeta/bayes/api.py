@@ -21,6 +21,7 @@ from ..inputs import EffectData, resolve_effects
 from ..results import BayesResult, DrawsPosterior
 from ..results import load as _load_file
 from . import priors as P
+from .diagnostics import diagnostics_table
 
 ENGINES = ("nuts", "exact")
 
@@ -410,6 +411,12 @@ def _nuts_fit(effects: EffectData, layout: Layout, *, draws: int, tune: int, cha
                 "subgroup_pooling": pooled,
                 "capacity": int(data.y.size), "coef_slots": int(data.M.shape[0]),
                 "seconds": round(raw.seconds, 3)}
+    # The gate judged the sampled parameters; the summary also shows MCSE/ESS of the derived
+    # ones (predictive effects drawn with a seeded z, subgroup differences), so they join it.
+    derived = {p: v for p, v in draws_map.items() if p not in diag.table.index}
+    if derived:
+        diag = dataclasses.replace(
+            diag, table=pd.concat([diag.table, diagnostics_table(derived)]))
     return DrawsPosterior(draws_map), idata, diag, {"settings": settings, "notes": notes}
 
 
@@ -551,7 +558,10 @@ def bayes_rma(
     tau_p, mu_p, notes = resolve_priors(effects.measure, tau_prior, mu_prior)
     omega_p = _resolve_omega_prior(subgroup, subgroup_pooling, omega_prior, tau_p, engine,
                                    notes)
-    warnings_: list[str] = []
+    if mods is not None:  # a meta-regression has coefficient priors (coef_prior), no mu
+        notes = [n for n in notes if not n.startswith("mu prior:")]
+    # studies escalc dropped (drop00=True) were warned about by resolve_effects
+    warnings_: list[str] = [str(e) for e in effects.excluded]
     if mods is not None:
         effects, layout, extra_warn, twin_kw = _regression_layout(
             effects, mods, tau_p, coef_prior, missing)
