@@ -290,7 +290,15 @@ def clinical_relevance(
 
     freq = None
     twin = result.frequentist
-    if twin is not None and param == "mu" and hasattr(twin, "to_dict"):
+    fits = getattr(twin, "fits", None)
+    if param.startswith("mu[") and param.endswith("]") and isinstance(fits, Mapping):
+        # a subgroup mean: read beside it the REML fit of that subgroup's studies (each level
+        # its own model, as the review's subgroup pooling)
+        by_name = {str(level): fit for level, fit in fits.items()}
+        twin, param_of_twin = by_name.get(param[3:-1]), "mu"
+    else:
+        param_of_twin = param
+    if twin is not None and param_of_twin == "mu" and hasattr(twin, "to_dict"):
         d = twin.to_dict()
         # a pooled REML fit or a REML prediction at one row of moderator values (numbers; a
         # meta-regression's coefficient dicts have no single estimate of "mu")

@@ -221,3 +221,28 @@ def test_clinical_relevance_names_what_to_pass(roberge_regression):
     # a coefficient can still be read directly (its REML twin has no single estimate)
     slope = clinical_relevance(res, mcid=1.0, sd_ref=2.0, param="dose", new_param=None)
     assert slope.p_mu_benefit == res.prob("dose", "<", 0) and slope.frequentist is None
+
+
+def test_subgroup_mean_is_read_beside_its_own_reml_fit():
+    rng = np.random.default_rng(7)
+    k = 12
+    table = pd.DataFrame({
+        "yi": np.r_[rng.normal(-2.0, 0.4, 6), rng.normal(-0.5, 0.4, 6)],
+        "vi": rng.uniform(0.05, 0.2, k),
+        "arm": ["exercise"] * 6 + ["advice"] * 6,
+        "label": [f"trial {i + 1}" for i in range(k)]})
+    fit = bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", measure="MD",
+                              subgroup="arm", engine="exact",
+                              tau_prior=bayesmeta.priors.HalfNormal(1.0))
+    for level in ("exercise", "advice"):
+        cr = bayesmeta.clinical_relevance(fit, mcid=1.5, param=f"mu[{level}]",
+                                          new_param=f"theta_new[{level}]")
+        own = bayesmeta.rma("yi", "vi", data=table[table["arm"] == level]).to_dict()
+        assert cr.frequentist is not None
+        assert cr.frequentist.to_dict()["estimate"] == pytest.approx(own["estimate"], rel=1e-12)
+    # exercise (about -2 points) is clinically important by the point estimate; advice is not
+    ex = bayesmeta.clinical_relevance(fit, mcid=1.5, param="mu[exercise]",
+                                      new_param="theta_new[exercise]").frequentist.to_dict()
+    ad = bayesmeta.clinical_relevance(fit, mcid=1.5, param="mu[advice]",
+                                      new_param="theta_new[advice]").frequentist.to_dict()
+    assert ex["category"] != ad["category"]
