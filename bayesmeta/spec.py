@@ -278,6 +278,7 @@ class SubsetSpec:
     where: Mapping[str, tuple[Any, ...]]
     subgroup: str | None = None
     tau: str = "shared"
+    subgroup_pooling: bool = False
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,8 @@ _MAIN = {"outcomes": "list", "comparators": "list", "follow_ups": "list",
 _SUBSET = {"name": "identifier", "label": "display name", "outcomes": "list",
            "comparators": "list", "follow_ups": "list",
            "where": "table column -> allowed values", "subgroup": "column for a subgroup model",
-           "tau": "shared or separate (subgroup models)"}
+           "tau": "shared or separate (subgroup models)",
+           "subgroup_pooling": "true: the subgroup means are partially pooled (NUTS)"}
 _METAREG = {"name": "identifier", "label": "display name", "outcome": "outcome",
             "comparators": "list", "follow_ups": "list", "mods": "formula, e.g. ~ weeks"}
 _ENGINE = {"primary": "nuts or exact", "sensitivity": "nuts or exact", "draws": "int",
@@ -498,7 +500,7 @@ def _subset(raw: Mapping[str, Any], path: str, problems: list[Problem], main: Ma
         comparators=_str_list(raw, "comparators", path, problems, main.comparators),
         follow_ups=_str_list(raw, "follow_ups", path, problems, main.follow_ups),
         where=where, subgroup=_typed(raw, "subgroup", str, path, problems),
-        tau=tau)
+        tau=tau, subgroup_pooling=_typed(raw, "subgroup_pooling", bool, path, problems, False))
 
 
 def parse_spec(source: str | os.PathLike | Mapping[str, Any],

@@ -530,3 +530,24 @@ def test_review_report_keeps_the_plans_methods_texts(run):
     for text in ("No MCID", "No enforced checks", "Precomputed effects", "log scale",
                  "every row of the table"):
         assert text not in md, text
+
+
+def test_plan_can_ask_for_partially_pooled_subgroup_means():
+    raw = tomllib.loads(SPEC.read_text())
+    raw["main"].update(comparators=["active"], follow_ups=["long"], outcomes=["pain"])
+    raw["main"].pop("published")
+    raw["sensitivity"] = [{"name": "by_comparator", "comparators": ["active", "passive"],
+                           "subgroup": "comparator", "subgroup_pooling": True}]
+    raw.pop("meta_regression")
+    spec = parse_spec(raw, base_dir=MODELS)
+    assert spec.sensitivity[0].subgroup_pooling is True
+    run = run_spec(spec, quick=True, write=False, progress=False)
+    fit = run.analysis("by_comparator_pain_long").bayes
+    # quick mode would use the exact engine, which has no partially pooled model: NUTS, said so
+    assert fit.engine == "nuts" and fit.settings["subgroup_pooling"] is True
+    assert {"omega", "mu_overall"} <= set(fit.params)
+    assert any("partially pooled" in n for n in run.analysis("by_comparator_pain_long").notes)
+    bad = dict(raw, sensitivity=[{"name": "x", "subgroup": "comparator",
+                                  "subgroup_pooling": "yes"}])
+    with pytest.raises(InputError, match="subgroup_pooling"):
+        parse_spec(bad, base_dir=MODELS)

@@ -317,14 +317,14 @@ def run_pooled(analysis: Analysis, rows: pd.DataFrame, seed: int, settings: FitS
 
 
 def _fit_model(settings: FitSettings, rows: pd.DataFrame, seed: int, name: str,
-               notes: tuple[str, ...], *, mu_prior: Any, **model: Any
-               ) -> tuple[Recorder, BayesResult | None]:
+               notes: tuple[str, ...], *, mu_prior: Any, force_nuts: bool = False,
+               **model: Any) -> tuple[Recorder, BayesResult | None]:
     """The primary Bayesian fit of a subgroup or meta-regression model (None when it failed,
     the reason in the recorder's notes), its REML twin's warnings recorded."""
     rec = Recorder(name)
     for n in notes:
         rec.note(n)
-    engine = "exact" if settings.primary_engine == "exact" else "nuts"
+    engine = "exact" if settings.primary_engine == "exact" and not force_nuts else "nuts"
     bayes = rec.attempt(f"bayes_{engine}", lambda: _fit_bayes(
         settings, rec, f"bayes_{engine}", rows, seed, tau_prior=settings.tau_prior,
         mu_prior=mu_prior, engine=engine, **model), timed=False)
@@ -336,9 +336,14 @@ def _fit_model(settings: FitSettings, rows: pd.DataFrame, seed: int, name: str,
 def run_subgroup(analysis: Analysis, rows: pd.DataFrame, seed: int, settings: FitSettings,
                  outcome: OutcomeSpec | None, notes: tuple[str, ...] = ()) -> AnalysisResult:
     """A Bayesian subgroup model (one mean per level) with its REML twin."""
+    pooling = {"subgroup_pooling": True} if analysis.subgroup_pooling else {}
+    if pooling and settings.primary_engine == "exact":
+        # two variance parameters (tau, omega): no exact engine; NUTS, and the report says so
+        notes = (*notes, "partially pooled subgroup means: fitted by NUTS (the exact engine "
+                 "integrates over one variance parameter only)")
     rec, bayes = _fit_model(settings, rows, seed, analysis.name, notes,
                             mu_prior=settings.mu_prior, subgroup=analysis.subgroup,
-                            tau=analysis.tau)
+                            tau=analysis.tau, force_nuts=bool(pooling), **pooling)
     if bayes is None:
         return skipped(analysis, int(len(rows)), seed, "the subgroup model could not be "
                        "fitted", tuple(rec.notes))

@@ -52,8 +52,9 @@ class Analysis:
         outcome) and the follow-up (``None``: not selected by follow-up).
     filters
         ``{column: allowed values}``; a row is used when every column's value is allowed.
-    subgroup, tau
-        Subgroup column and ``"shared"`` / ``"separate"`` tau (subgroup models).
+    subgroup, tau, subgroup_pooling
+        Subgroup column, ``"shared"`` / ``"separate"`` tau and whether the subgroup means are
+        partially pooled (subgroup models).
     mods
         Moderator formula (meta-regressions).
     """
@@ -68,6 +69,7 @@ class Analysis:
     subgroup: str | None = None
     tau: str = "shared"
     mods: str | None = None
+    subgroup_pooling: bool = False
 
     @property
     def model(self) -> str:
@@ -156,7 +158,8 @@ def expand(spec: Spec) -> list[Analysis]:
                 out.append(Analysis(name, label, kind, s.name, outcome, follow_up,
                                     _filters(outcome if by_outcome else None, s.comparators,
                                              follow_up, s.where),
-                                    subgroup=s.subgroup, tau=s.tau))
+                                    subgroup=s.subgroup, tau=s.tau,
+                                    subgroup_pooling=s.subgroup_pooling))
     for r in spec.meta_regression:
         for follow_up in r.follow_ups or (None,):
             name = r.name if len(r.follow_ups) <= 1 else f"{r.name}_{follow_up}"
