@@ -246,3 +246,25 @@ def test_subgroup_mean_is_read_beside_its_own_reml_fit():
     ad = bayesmeta.clinical_relevance(fit, mcid=1.5, param="mu[advice]",
                                       new_param="theta_new[advice]").frequentist.to_dict()
     assert ex["category"] != ad["category"]
+
+
+@pytest.mark.parametrize(("mu", "n_studies", "tau", "seed", "category"), [
+    # many precise trials around -0.3 SMD (0.6 VAS points): CI excludes 0, below the MCID
+    (-0.3, 150, 0.05, 3, "probably meaningful"),
+    # around -1.0 SMD (2 VAS points): beyond the 1.5-point MCID and significant
+    (-1.0, 60, 0.05, 3, "clinically important"),
+    # a null effect in a few trials
+    (-0.05, 8, 0.05, 3, "not significant"),
+    # a large but heterogeneous effect in five comparisons: estimate beyond, CI includes 0
+    (-0.9, 3, 0.8, 12, "not significant (point estimate beyond the MCID)"),
+])
+def test_frequentist_reading_of_reml_fits_known_by_construction(mu, n_studies, tau, seed,
+                                                                 category):
+    table = bayesmeta.simulate(n_studies=n_studies, mu=mu, tau=tau, seed=seed)
+    effects = bayesmeta.escalc("SMD", data=table)
+    cell = effects[(effects["outcome"] == "pain") & (effects["follow_up"] == "short")]
+    fit = bayesmeta.bayes_rma("yi", "vi", data=cell, engine="exact")
+    reading = bayesmeta.clinical_relevance(fit, mcid=1.5, sd_ref=2.0).frequentist
+    reml = bayesmeta.rma("yi", "vi", data=cell).to_dict()
+    assert reading.estimate == pytest.approx(reml["estimate"], rel=1e-12)
+    assert reading.category == category
