@@ -548,9 +548,7 @@ class ExactPosterior(TauMarginal):
         """Posterior probability of ``param op value``, ``op`` in ``<, <=, >, >=`` (the same for
         ``<`` and ``<=``: the posteriors are continuous)."""
         self._check_param(param)
-        if op not in OPERATORS:
-            raise InputError(Problem(f"unknown comparison; allowed: {', '.join(OPERATORS)}",
-                                     column="op", value=op))
+        check_op(op)
         if op in ("<", "<="):
             return float(self.cdf(param, float(value)))
         return float(self.sf(param, float(value)))
@@ -560,12 +558,7 @@ class ExactPosterior(TauMarginal):
         one (``"shortest"``, equal density at both ends; for tau it starts at 0 when the
         density at 0 is at least that at the ``prob`` quantile)."""
         self._check_param(param)
-        if not (isinstance(prob, int | float) and 0 < prob < 1):
-            raise InputError(Problem("the coverage must lie strictly between 0 and 1",
-                                     column="prob", value=prob))
-        if kind not in INTERVAL_KINDS:
-            raise InputError(Problem(f"unknown interval kind; allowed: {', '.join(INTERVAL_KINDS)}",
-                                     column="kind", value=kind))
+        check_interval_args(prob, kind)
         if kind == "eti":
             lo, hi = np.asarray(self.quantile(param, [(1 - prob) / 2, (1 + prob) / 2]))
             return float(lo), float(hi)
@@ -727,6 +720,23 @@ def draw_study_effects(rng: np.random.Generator, y: np.ndarray, v: np.ndarray, t
 
 def _shaped(x: Any, out: np.ndarray) -> float | np.ndarray:
     return float(out.ravel()[0]) if np.ndim(x) == 0 else out.reshape(np.shape(x))
+
+
+def check_op(op: Any) -> None:
+    """Raise unless ``op`` is one of :data:`OPERATORS` (the ``prob`` accessors)."""
+    if op not in OPERATORS:
+        raise InputError(Problem(f"unknown comparison; allowed: {', '.join(OPERATORS)}",
+                                 column="op", value=op))
+
+
+def check_interval_args(prob: Any, kind: Any) -> None:
+    """Raise unless ``prob`` is a coverage in (0, 1) and ``kind`` one of :data:`INTERVAL_KINDS`."""
+    if not (isinstance(prob, int | float) and 0 < prob < 1):
+        raise InputError(Problem("the coverage must lie strictly between 0 and 1",
+                                 column="prob", value=prob))
+    if kind not in INTERVAL_KINDS:
+        raise InputError(Problem(f"unknown interval kind; allowed: {', '.join(INTERVAL_KINDS)}",
+                                 column="kind", value=kind))
 
 
 # ---------------------------------------------------------------------------------------------

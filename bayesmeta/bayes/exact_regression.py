@@ -55,11 +55,14 @@ from .exact import (
     _decode,
     _encode,
     _integrable,
+    _shaped,
+    check_interval_args,
+    check_op,
     draw_study_effects,
     shortest_interval,
     tau_grid,
 )
-from .mixture import NormalMixture, check_interval_args, check_op
+from .mixture import NormalMixture
 
 __all__ = ["exact_regression_posterior", "ExactRegressionPosterior", "RegressionConditional",
            "regression_conditional"]
@@ -598,10 +601,6 @@ class ExactRegressionPosterior:
                    tau_index=tau_index, new=new, blocks=tuple(blocks),
                    log_marginal_likelihood=None if lml is None else float(lml.ravel()[0]),
                    warnings=tuple(head["warnings"]))
-
-
-def _shaped(x: Any, out: np.ndarray) -> float | np.ndarray:
-    return float(np.ravel(out)[0]) if np.ndim(x) == 0 else np.reshape(out, np.shape(x))
 
 
 # ---------------------------------------------------------------------------------------------

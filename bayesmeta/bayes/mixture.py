@@ -19,23 +19,16 @@ from typing import Any
 import numpy as np
 
 from ..config import DEFAULTS
-from ..errors import InputError, Problem
 from . import priors as P
-from .exact import density_mode, shortest_interval
+from .exact import _shaped, check_interval_args, check_op, density_mode, shortest_interval
 from .quadrature import mixture_cdf, mixture_pdf, mixture_quantile, mixture_sf
 
 __all__ = ["NormalMixture"]
 
-OPERATORS = ("<", "<=", ">", ">=")
-INTERVAL_KINDS = ("eti", "shortest")
 # Components of a sum whose share of the mass and of the second moment both fall below this
 # are dropped (together below J1 * J2 * PAIR_PRUNE, far below the quadrature's accuracy; the
 # second-moment rule keeps rare wide components of heavy-tailed posteriors).
 PAIR_PRUNE = 1e-20
-
-
-def _shaped(x: Any, out: np.ndarray) -> float | np.ndarray:
-    return float(out.ravel()[0]) if np.ndim(x) == 0 else out.reshape(np.shape(x))
 
 
 @dataclass(frozen=True)
@@ -129,17 +122,3 @@ class NormalMixture:
     def mode(self) -> float:
         return density_mode(self.quantiles, lambda x: np.asarray(self.pdf(x), float))
 
-
-def check_interval_args(prob: Any, kind: Any) -> None:
-    if not (isinstance(prob, int | float) and 0 < prob < 1):
-        raise InputError(Problem("the coverage must lie strictly between 0 and 1",
-                                 column="prob", value=prob))
-    if kind not in INTERVAL_KINDS:
-        raise InputError(Problem(f"unknown interval kind; allowed: {', '.join(INTERVAL_KINDS)}",
-                                 column="kind", value=kind))
-
-
-def check_op(op: Any) -> None:
-    if op not in OPERATORS:
-        raise InputError(Problem(f"unknown comparison; allowed: {', '.join(OPERATORS)}",
-                                 column="op", value=op))
