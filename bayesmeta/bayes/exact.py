@@ -479,39 +479,34 @@ class ExactPosterior(TauMarginal):
         m = w @ means
         return float(math.sqrt(max(w @ (sds**2 + (means - m) ** 2), 0.0)))
 
-    def cdf(self, param: str, x: Any) -> float | np.ndarray:
-        """P(param <= x)."""
+    def _evaluate(self, param: str, x: Any, of_tau: Callable[[np.ndarray], np.ndarray],
+                  of_mixture: Callable[..., np.ndarray]) -> float | np.ndarray:
+        """A distribution function at ``x``: ``of_tau`` for tau, ``of_mixture`` (a batched
+        mixture function of :mod:`.quadrature`) for the normal mixtures."""
         self._check_param(param)
         arr = np.asarray(x, float)
         if param == "tau":
-            out = self._tau_cdf_sf(arr, upper=False)
+            out = of_tau(arr)
         else:
             means, sds = self._mixture(param)
-            out = mixture_cdf(arr.reshape(1, -1), means[None], sds[None], self._weights)[0]
+            out = of_mixture(arr.reshape(1, -1), means[None], sds[None], self._weights)[0]
         return _shaped(x, out)
+
+    def cdf(self, param: str, x: Any) -> float | np.ndarray:
+        """P(param <= x)."""
+        return self._evaluate(param, x, lambda t: self._tau_cdf_sf(t, upper=False), mixture_cdf)
 
     def sf(self, param: str, x: Any) -> float | np.ndarray:
         """P(param > x), computed from the upper tail."""
-        self._check_param(param)
-        arr = np.asarray(x, float)
-        if param == "tau":
-            out = self._tau_cdf_sf(arr, upper=True)
-        else:
-            means, sds = self._mixture(param)
-            out = mixture_sf(arr.reshape(1, -1), means[None], sds[None], self._weights)[0]
-        return _shaped(x, out)
+        return self._evaluate(param, x, lambda t: self._tau_cdf_sf(t, upper=True), mixture_sf)
 
     def pdf(self, param: str, x: Any) -> float | np.ndarray:
         """Posterior density at ``x`` (for tau: on the tau scale)."""
-        self._check_param(param)
-        arr = np.asarray(x, float)
-        if param == "tau":
-            with np.errstate(over="ignore"):
-                out = np.exp(self._tau_logpdf(arr))
-        else:
-            means, sds = self._mixture(param)
-            out = mixture_pdf(arr.reshape(1, -1), means[None], sds[None], self._weights)[0]
-        return _shaped(x, out)
+        return self._evaluate(param, x, self._tau_pdf, mixture_pdf)
+
+    def _tau_pdf(self, t: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.exp(self._tau_logpdf(t))
 
     def quantile(self, param: str, q: Any) -> float | np.ndarray:
         """Posterior quantile(s) at probability ``q`` (scalar or array)."""
