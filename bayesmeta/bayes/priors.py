@@ -224,12 +224,32 @@ class LocationPrior(Prior):
     target: ClassVar[str] = "location"
 
 
+class _ScipyFamily:
+    """cdf, sf and ppf of a prior that is the scipy.stats family ``_family`` with the keyword
+    parameters ``_scipy_params()`` (listed first among the bases, so it overrides
+    :class:`Prior`'s abstract methods)."""
+
+    _family: ClassVar[Any]
+
+    def _scipy_params(self) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def cdf(self, x: Any) -> float | np.ndarray:
+        return _result(x, self._family.cdf(np.asarray(x, float), **self._scipy_params()))
+
+    def sf(self, x: Any) -> float | np.ndarray:
+        return _result(x, self._family.sf(np.asarray(x, float), **self._scipy_params()))
+
+    def ppf(self, q: Any) -> float | np.ndarray:
+        return _result(q, self._family.ppf(_probabilities(q, "q"), **self._scipy_params()))
+
+
 # ---------------------------------------------------------------------------------------------
 # priors on tau
 
 
 @dataclass(frozen=True)
-class HalfNormal(TauPrior):
+class HalfNormal(_ScipyFamily, TauPrior):
     """Half-normal prior on tau: density ``2 * N(tau; 0, scale^2)`` for tau >= 0.
 
     Friede et al. 2017 (doi:10.1002/jrsm.1217) recommend scale 0.5 or 1 for log-OR; bayesmeta's
@@ -238,6 +258,7 @@ class HalfNormal(TauPrior):
 
     scale: float
     _constraints: ClassVar[dict[str, str]] = {"scale": "positive"}
+    _family: ClassVar[Any] = stats.halfnorm
 
     def _describe_core(self) -> str:
         return f"half-normal(scale={self.scale:g}) on tau"
@@ -245,14 +266,8 @@ class HalfNormal(TauPrior):
     def _logpdf_positive(self, x: np.ndarray) -> np.ndarray:
         return stats.halfnorm.logpdf(x, scale=self.scale)
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.halfnorm.cdf(np.asarray(x, float), scale=self.scale))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.halfnorm.sf(np.asarray(x, float), scale=self.scale))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.halfnorm.ppf(_probabilities(q, "q"), scale=self.scale))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"scale": self.scale}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
@@ -261,12 +276,13 @@ class HalfNormal(TauPrior):
 
 
 @dataclass(frozen=True)
-class HalfCauchy(TauPrior):
+class HalfCauchy(_ScipyFamily, TauPrior):
     """Half-Cauchy prior on tau (Gelman 2006, doi:10.1214/06-BA117A); bayesmeta's
     ``dhalfcauchy(t, scale)``. Heavy upper tail: p(tau) ~ tau^-2."""
 
     scale: float
     _constraints: ClassVar[dict[str, str]] = {"scale": "positive"}
+    _family: ClassVar[Any] = stats.halfcauchy
     _tail: ClassVar[tuple[float, float]] = (2.0, 0.0)
 
     def _describe_core(self) -> str:
@@ -275,14 +291,8 @@ class HalfCauchy(TauPrior):
     def _logpdf_positive(self, x: np.ndarray) -> np.ndarray:
         return stats.halfcauchy.logpdf(x, scale=self.scale)
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.halfcauchy.cdf(np.asarray(x, float), scale=self.scale))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.halfcauchy.sf(np.asarray(x, float), scale=self.scale))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.halfcauchy.ppf(_probabilities(q, "q"), scale=self.scale))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"scale": self.scale}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
@@ -329,11 +339,12 @@ class HalfStudentT(TauPrior):
 
 
 @dataclass(frozen=True)
-class Exponential(TauPrior):
+class Exponential(_ScipyFamily, TauPrior):
     """Exponential prior on tau with the given ``rate`` (mean 1/rate)."""
 
     rate: float
     _constraints: ClassVar[dict[str, str]] = {"rate": "positive"}
+    _family: ClassVar[Any] = stats.expon
 
     def _describe_core(self) -> str:
         return f"exponential(rate={self.rate:g}) on tau"
@@ -341,14 +352,8 @@ class Exponential(TauPrior):
     def _logpdf_positive(self, x: np.ndarray) -> np.ndarray:
         return stats.expon.logpdf(x, scale=1.0 / self.rate)
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.expon.cdf(np.asarray(x, float), scale=1.0 / self.rate))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.expon.sf(np.asarray(x, float), scale=1.0 / self.rate))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.expon.ppf(_probabilities(q, "q"), scale=1.0 / self.rate))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"scale": 1.0 / self.rate}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
@@ -357,11 +362,12 @@ class Exponential(TauPrior):
 
 
 @dataclass(frozen=True)
-class Uniform(TauPrior):
+class Uniform(_ScipyFamily, TauPrior):
     """Uniform prior on tau over (0, upper); bayesmeta's ``dunif(t, 0, upper)``."""
 
     upper: float
     _constraints: ClassVar[dict[str, str]] = {"upper": "positive"}
+    _family: ClassVar[Any] = stats.uniform
 
     @property
     def support_upper(self) -> float:
@@ -373,14 +379,8 @@ class Uniform(TauPrior):
     def _logpdf_positive(self, x: np.ndarray) -> np.ndarray:
         return np.full(x.shape, -math.log(self.upper))
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.uniform.cdf(np.asarray(x, float), 0.0, self.upper))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.uniform.sf(np.asarray(x, float), 0.0, self.upper))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.uniform.ppf(_probabilities(q, "q"), 0.0, self.upper))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"loc": 0.0, "scale": self.upper}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
@@ -540,7 +540,7 @@ class LogStudentT(TauPrior):
 
 
 @dataclass(frozen=True)
-class InverseGamma(TauPrior):
+class InverseGamma(_ScipyFamily, TauPrior):
     """Inverse-gamma prior on tau (not tau^2): density
     ``scale^shape / Gamma(shape) * tau^-(shape+1) * exp(-scale/tau)``.
 
@@ -551,6 +551,7 @@ class InverseGamma(TauPrior):
     shape: float
     scale: float
     _constraints: ClassVar[dict[str, str]] = {"shape": "positive", "scale": "positive"}
+    _family: ClassVar[Any] = stats.invgamma
 
     @property
     def _tail(self) -> tuple[float, float]:  # type: ignore[override]
@@ -565,15 +566,8 @@ class InverseGamma(TauPrior):
     def _logpdf_zero(self) -> float:
         return -math.inf
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.invgamma.cdf(np.asarray(x, float), self.shape, scale=self.scale))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.invgamma.sf(np.asarray(x, float), self.shape, scale=self.scale))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.invgamma.ppf(_probabilities(q, "q"), self.shape,
-                                             scale=self.scale))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"a": self.shape, "scale": self.scale}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
@@ -625,13 +619,14 @@ class ImproperUniform(TauPrior):
 
 
 @dataclass(frozen=True)
-class Normal(LocationPrior):
+class Normal(_ScipyFamily, LocationPrior):
     """Normal prior on mu (or a regression coefficient): ``N(mean, sd^2)``; bayesmeta's
     ``mu.prior = c(mean, sd)``."""
 
     mean: float
     sd: float
     _constraints: ClassVar[dict[str, str]] = {"mean": "finite", "sd": "positive"}
+    _family: ClassVar[Any] = stats.norm
 
     def _describe_core(self) -> str:
         return f"normal(mean={self.mean:g}, sd={self.sd:g})"
@@ -639,14 +634,8 @@ class Normal(LocationPrior):
     def logpdf(self, x: Any) -> float | np.ndarray:
         return _result(x, stats.norm.logpdf(np.asarray(x, float), self.mean, self.sd))
 
-    def cdf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.norm.cdf(np.asarray(x, float), self.mean, self.sd))
-
-    def sf(self, x: Any) -> float | np.ndarray:
-        return _result(x, stats.norm.sf(np.asarray(x, float), self.mean, self.sd))
-
-    def ppf(self, q: Any) -> float | np.ndarray:
-        return _result(q, stats.norm.ppf(_probabilities(q, "q"), self.mean, self.sd))
+    def _scipy_params(self) -> dict[str, float]:
+        return {"loc": self.mean, "scale": self.sd}
 
     def to_pymc(self, name: str) -> Any:
         import pymc as pm
