@@ -249,15 +249,8 @@ def to_vas(
         Unknown instrument (listing the known ones), custom without range, or a value outside
         the instrument's range, naming row, column, value and range.
     """
-    _check_options(kind, higher_is_worse)
-    inst, problems = resolve_instrument(instrument, scale_min, scale_max)
-    raise_if(problems)
-    assert inst is not None
-    raw, form = _as_array(values)
-    labs = None if labels is None else tuple(str(s) for s in labels)
-    out, problems = _convert(raw, inst, bool(higher_is_worse), kind, False, column, labs)
-    raise_if(problems, f"the conversion of {inst.name} to the 0-10 VAS")
-    return _restore(out, form)
+    return _vas_conversion(values, instrument, scale_min, scale_max, higher_is_worse, kind,
+                           False, column, labels)
 
 
 def from_vas(
@@ -271,13 +264,23 @@ def from_vas(
     column: str = "values",
 ) -> Any:
     """The inverse of :func:`to_vas`: 0-10 VAS values back on the instrument's own scale."""
+    return _vas_conversion(values, instrument, scale_min, scale_max, higher_is_worse, kind,
+                           True, column, None)
+
+
+def _vas_conversion(values: Any, instrument: str, scale_min: float | None,
+                    scale_max: float | None, higher_is_worse: bool, kind: str, inverse: bool,
+                    column: str, labels: Any) -> Any:
+    """:func:`to_vas` (``inverse=False``) or :func:`from_vas` (``inverse=True``)."""
     _check_options(kind, higher_is_worse)
     inst, problems = resolve_instrument(instrument, scale_min, scale_max)
     raise_if(problems)
     assert inst is not None
     raw, form = _as_array(values)
-    out, problems = _convert(raw, inst, bool(higher_is_worse), kind, True, column, None)
-    raise_if(problems, "the conversion from the 0-10 VAS")
+    labs = None if labels is None else tuple(str(s) for s in labels)
+    out, problems = _convert(raw, inst, bool(higher_is_worse), kind, inverse, column, labs)
+    raise_if(problems, "the conversion from the 0-10 VAS" if inverse
+             else f"the conversion of {inst.name} to the 0-10 VAS")
     return _restore(out, form)
 
 
