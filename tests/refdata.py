@@ -102,3 +102,15 @@ def assert_close_r_vector(tag: str, value, ref, rtol: float = RTOL, atol: float 
     """
     assert np.ndim(value) == 1, f"{tag}: ours {value!r} is not a vector"
     assert_close(tag, value, np.atleast_1d(np.asarray(ref, dtype=float)), rtol, atol)
+
+
+def roberge_table() -> pd.DataFrame:
+    """dat.roberge2017's 40 complete-case studies with the reference log odds ratios of
+    preeclampsia (analysis ``OR_PE``) as ``yi``/``vi`` and ``attrs["measure"] = "OR"``: the
+    data of the bmr() references (a fresh table each call)."""
+    doc = reference_document("RobergeEtAl2017")
+    table = pd.read_csv(REFERENCE / doc["data_csv"])
+    analysis = doc["analyses"]["OR_PE"]
+    table["yi"], table["vi"] = analysis["yi"], analysis["vi"]
+    table.attrs["measure"] = "OR"
+    return table

@@ -27,14 +27,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import reference_document, roberge_table
 from scipy import integrate, stats
 
 import bayesmeta
@@ -46,8 +45,6 @@ from bayesmeta.errors import InputError
 from bayesmeta.inputs import resolve_effects
 from bayesmeta.ppc import cochran_q, posterior_predictive_check
 from bayesmeta.results import BayesResult
-
-REF = Path(__file__).parent / "reference"
 
 #: the acceptance: our value vs bmr(), in units of the parameter's posterior SD
 BMR_TOL = 1e-2
@@ -79,18 +76,12 @@ CASES = {
 QUANTILES = (("central95.lb", 0.025), ("median", 0.5), ("central95.ub", 0.975))
 
 
-@cache
 def reference() -> dict:
-    return json.loads((REF / "RobergeEtAl2017.json").read_text())
+    return reference_document("RobergeEtAl2017")
 
 
-@cache
-def table() -> pd.DataFrame:
-    t = pd.read_csv(REF / "data" / "RobergeEtAl2017.csv")
-    a = reference()["analyses"]["OR_PE"]
-    t["yi"], t["vi"] = a["yi"], a["vi"]
-    t.attrs["measure"] = "OR"
-    return t
+#: the bmr() references' study table, read once per module
+table = cache(roberge_table)
 
 
 @cache

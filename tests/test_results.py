@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from refdata import reference_document, roberge_table
 
 import bayesmeta
 from bayesmeta import priors
@@ -27,7 +28,6 @@ from bayesmeta.bayes.prediction import PredictionPosterior
 from bayesmeta.errors import InputError
 from bayesmeta.results import FileIntegrityError, input_hash
 
-REF = Path(__file__).parent / "reference"
 NUTS = dict(engine="nuts", tau_prior=priors.HalfNormal(0.5), capacity=64, coef_slots=4,
             seed=20261125)
 REG = dict(labels="label", mods="~ dose + onset", coef_prior=priors.Normal(0, 4))
@@ -36,18 +36,12 @@ EARLY, LATE = "up to wk 16", "after wk 16"
 BMR_TOL = 0.01
 
 
-@cache
 def reference() -> dict:
-    return json.loads((REF / "RobergeEtAl2017.json").read_text())
+    return reference_document("RobergeEtAl2017")
 
 
-@cache
-def table() -> pd.DataFrame:
-    t = pd.read_csv(REF / "data" / "RobergeEtAl2017.csv")
-    a = reference()["analyses"]["OR_PE"]
-    t["yi"], t["vi"] = a["yi"], a["vi"]
-    t.attrs["measure"] = "OR"
-    return t
+#: the bmr() references' study table, read once per module
+table = cache(roberge_table)
 
 
 @cache
