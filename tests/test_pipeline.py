@@ -551,3 +551,15 @@ def test_plan_can_ask_for_partially_pooled_subgroup_means():
                                   "subgroup_pooling": "yes"}])
     with pytest.raises(InputError, match="subgroup_pooling"):
         parse_spec(bad, base_dir=MODELS)
+
+
+def test_outlier_rows_name_the_study_tables_rows(run):
+    from bayesmeta.io import read_studies
+
+    table = read_studies(ROOT / "data" / "lbp_review_synthetic.csv")
+    out = run.analysis("pain_passive_long").outliers
+    rows = table.loc[out["row"].astype(int).tolist()]
+    # each row number points at that study's pain / long / passive row of the file
+    assert [lab.split(" [")[0] for lab in out.index] == rows["study_id"].astype(str).tolist()
+    assert set(rows["outcome"]) == {"pain"} and set(rows["follow_up"]) == {"long"}
+    assert set(rows["comparator"]) == {"passive"}

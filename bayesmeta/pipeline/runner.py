@@ -357,7 +357,9 @@ def _run_one(spec: Spec, a: Analysis, sel: Selection, effects: pd.DataFrame,
     if sel.k <= 2:
         notes = (*notes, f"k = {sel.k}: run with warnings (between-study heterogeneity is "
                          "barely identified; the tau posterior leans on its prior)")
-    rows = effects.iloc[sel.rows].reset_index(drop=True)
+    rows = effects.iloc[sel.rows]
+    if rows.index.name != "row":  # read_studies' row numbers name the file's rows in outputs
+        rows = rows.reset_index(drop=True)
     outcome = None if a.outcome is None else check_outcome(spec.outcomes, a)
     if a.kind == "subgroup":
         return run_subgroup(a, rows, seed, settings, outcome, notes)
