@@ -435,7 +435,8 @@ def test_primary_fit_below_the_plans_ess_is_redrawn_with_more_draws():
         post = SimpleNamespace(draws={"mu": _ar1_draws(rho, draws, 1),
                                       "tau": np.abs(_ar1_draws(0.0, draws, 2)),
                                       "Study A": _ar1_draws(0.99, draws, 3)})
-        return SimpleNamespace(params=("mu", "tau", "Study A"), extras={}, posterior=post)
+        return SimpleNamespace(params=("mu", "tau", "Study A"), extras={}, posterior=post,
+                               diagnostics=SimpleNamespace(passed=True))
 
     sticky = fake(1000, 0.8)           # ESS of mu ~ 4000 x 0.2 / 1.8 ~ 450
     ess, worst = _headline_ess(sticky)
@@ -452,6 +453,23 @@ def test_primary_fit_below_the_plans_ess_is_redrawn_with_more_draws():
     rec = Recorder("test")
     assert _reach_ess(fine, rec, "primary", {"draws": 1000}, lambda d: 1 / 0) is fine
     assert rec.notes == []
+    # draws are counted from the fit in hand (a gate retry may already have drawn 4x), and a
+    # redraw that is worse or fails the gate is not kept
+    long = fake(4000, 0.95)            # ESS of mu ~ 16000 x 0.05 / 1.95 ~ 410
+    rec = Recorder("test")
+    asked = []
+
+    def worse(draws):
+        asked.append(draws)
+        out = fake(draws, 0.99)
+        out.diagnostics.passed = False
+        return out
+
+    assert _reach_ess(long, rec, "primary", {"draws": 1000}, worse) is long
+    assert asked == [] and "most the plan allows" in rec.notes[0]
+    rec = Recorder("test")
+    assert _reach_ess(sticky, rec, "primary", {"draws": 1000}, worse) is sticky
+    assert len(asked) == 1 and "first fit is kept" in rec.notes[0]
 
 
 def test_benefit_follows_the_declared_direction_without_an_mcid():

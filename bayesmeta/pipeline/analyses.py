@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..clinical import ClinicalRelevance
@@ -202,18 +203,32 @@ def _headline_ess(result: BayesResult) -> tuple[float, str]:
 def _reach_ess(result: BayesResult, rec: Recorder, step: str, nuts: dict[str, Any],
                refit: Any) -> BayesResult:
     """Redraw a fit whose headline ESS is below ``DEFAULTS.plan_ess_min`` with proportionally
-    more draws (recorded)."""
+    more draws (recorded). The redraw is kept only when it passes the diagnostics gate and
+    has at least the headline ESS of the fit in hand."""
     from ..config import DEFAULTS
 
     ess, worst = _headline_ess(result)
     if ess >= DEFAULTS.plan_ess_min:
         return result
-    cap = nuts["draws"] * DEFAULTS.plan_ess_max_factor
-    draws = min(cap, math.ceil(nuts["draws"] * 1.2 * DEFAULTS.plan_ess_min / max(ess, 1.0)))
+    # the draws per chain actually in the result (the gate's retries may have drawn more)
+    have = int(np.shape(result.posterior.draws["tau"])[-1]) \
+        if "tau" in getattr(result.posterior, "draws", {}) else nuts["draws"]
+    cap = max(have, nuts["draws"] * DEFAULTS.plan_ess_max_factor)
+    draws = min(cap, math.ceil(have * 1.2 * DEFAULTS.plan_ess_min / max(ess, 1.0)))
+    if draws <= have:
+        rec.note(f"{step}: ESS {ess:.0f} ({worst}) < {DEFAULTS.plan_ess_min:g} with {have} "
+                 f"draws per chain, already the most the plan allows")
+        return result
     better = refit(draws)
     new_ess, new_worst = _headline_ess(better)
+    passed = getattr(better.diagnostics, "passed", True)
+    if not passed or new_ess < ess:
+        rec.note(f"{step}: ESS {ess:.0f} ({worst}) < {DEFAULTS.plan_ess_min:g} with {have} "
+                 f"draws per chain; a redraw with {draws} was not better (ESS {new_ess:.0f}"
+                 f"{'' if passed else ', gate failed'}), the first fit is kept")
+        return result
     rec.note(f"{step}: ESS {ess:.0f} ({worst}) < {DEFAULTS.plan_ess_min:g} with "
-             f"{nuts['draws']} draws per chain; redrawn with {draws}: ESS {new_ess:.0f}"
+             f"{have} draws per chain; redrawn with {draws}: ESS {new_ess:.0f}"
              + ("" if new_ess >= DEFAULTS.plan_ess_min else f" ({new_worst}), still short"))
     return better
 
