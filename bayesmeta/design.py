@@ -17,6 +17,7 @@ This module builds matrices only; it never fits anything.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,11 @@ class Design:
                                          "moderator values instead", column="newmods"))
             prepared = _prepare(newmods, self.levels, {})
             try:
-                mm = self.spec.get_model_matrix(prepared, na_action="raise")
+                with warnings.catch_warnings():
+                    # formulaic only warns when a value is outside a C(...) term's levels and
+                    # then encodes it as the reference level: that must be an error here
+                    warnings.filterwarnings("error", message=".*(levels|categor).*")
+                    mm = self.spec.get_model_matrix(prepared, na_action="raise")
             except Exception as exc:  # formulaic's errors carry the useful message
                 raise InputError(Problem(f"could not build moderator rows: {exc}",
                                          column="newmods")) from exc

@@ -309,3 +309,13 @@ def resolve_effects(
 def as_effect_data(yi: Sequence[float], vi: Sequence[float], **kwargs: Any) -> EffectData:
     """Shorthand used by tests and internals: arrays in, validated :class:`EffectData` out."""
     return resolve_effects(np.asarray(yi, float), np.asarray(vi, float), **kwargs)
+
+
+def align_moderators(mods: Any, effects: EffectData) -> Any:
+    """A moderator table given for the caller's rows, restricted to the studies kept after
+    escalc's drop00 exclusions (its rows then line up with ``effects``); anything else is
+    returned unchanged (formulas are evaluated in ``effects.data``, already restricted)."""
+    if (isinstance(mods, pd.DataFrame) and effects.excluded
+            and len(mods) == effects.k + len(effects.excluded)):
+        return mods.iloc[effects.rows].reset_index(drop=True)
+    return mods

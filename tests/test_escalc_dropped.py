@@ -164,3 +164,24 @@ def test_bayes_rma_result_lists_the_dropped_study():
     with pytest.warns(BayesmetaWarning):
         fit = bayes_rma("yi", "vi", data=_roberge(), engine="exact")
     assert any("Benigni" in w for w in fit.warnings)
+
+
+def test_moderator_table_for_the_callers_rows_lines_up_after_drop00():
+    table = _roberge()
+    mods = pd.DataFrame({"x": np.arange(len(table), dtype=float)})  # one row per caller row
+    with pytest.warns(BayesmetaWarning):
+        fit = rma("yi", "vi", data=table, mods=mods)
+    kept = table.drop(index=1)  # Benigni (row 2) was dropped
+    direct = rma(kept["yi"].to_numpy(), kept["vi"].to_numpy(),
+                 mods=pd.DataFrame({"x": np.delete(np.arange(len(table), dtype=float), 1)}))
+    np.testing.assert_allclose(fit.coefficients["estimate"], direct.coefficients["estimate"],
+                               rtol=1e-12)
+    from bayesmeta import bayes_rma
+    from bayesmeta.bayes.priors import HalfNormal
+
+    with pytest.warns(BayesmetaWarning):
+        bayes = bayes_rma("yi", "vi", data=table, mods=mods, engine="exact",
+                          tau_prior=HalfNormal(0.5))
+    # the REML twin of a moderator table is fitted too (was missing for DataFrame mods)
+    np.testing.assert_allclose(bayes.frequentist.coefficients["estimate"],
+                               direct.coefficients["estimate"], rtol=1e-12)

@@ -401,3 +401,36 @@ def test_exact_result_hash_covers_measure(tmp_path):
         f.attrs["measure"] = "SMD"
     with pytest.raises(FileIntegrityError):
         bayesmeta.load(path)
+
+
+def test_loaded_numeric_subgroup_twin_keeps_the_fits_level_order(tmp_path):
+    import bayesmeta
+    from bayesmeta import priors
+
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"yi": rng.normal(-0.3, 0.3, 12), "vi": rng.uniform(0.02, 0.1, 12),
+                         "dose": [2, 10, 30] * 4})
+    fit = bayesmeta.bayes_rma("yi", "vi", data=data, subgroup="dose", engine="exact",
+                              tau_prior=priors.HalfNormal(0.5))
+    fit.save(tmp_path / "fit.nc")
+    back = bayesmeta.load(tmp_path / "fit.nc")
+    # the numeric order 2 < 10 < 30 (reference 2), not the text order of stored labels
+    assert list(back.frequentist.summary().index) == list(fit.frequentist.summary().index)
+    assert [str(x) for x in back.frequentist.levels] == ["2", "10", "30"]
+
+
+def test_prediction_at_an_unseen_level_of_a_numeric_factor_is_an_error():
+    import bayesmeta
+    from bayesmeta import priors
+    from bayesmeta.errors import InputError
+
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"yi": rng.normal(-0.3, 0.3, 12), "vi": rng.uniform(0.02, 0.1, 12),
+                         "dose": [2, 10, 30] * 4})
+    fit = bayesmeta.bayes_rma("yi", "vi", data=data, mods="~ C(dose)", engine="exact",
+                              tau_prior=priors.HalfNormal(0.5))
+    at10 = fit.predict({"dose": 10})
+    assert at10.mean("mu") == pytest.approx(fit.mean("intercept") + fit.mean("C(dose)[T.10]"))
+    # formulaic would encode dose = 7 as the reference level (dose 2) with only a warning
+    with pytest.raises(InputError, match="outside of the nominated levels"):
+        fit.predict({"dose": 7})

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import DEFAULTS
 from ..errors import InputError, Problem
-from ..inputs import EffectData, resolve_effects
+from ..inputs import EffectData, align_moderators, resolve_effects
 from ..results import BayesResult, DrawsPosterior
 from ..results import load as _load_file
 from . import priors as P
@@ -139,7 +139,7 @@ def _regression_layout(effects: EffectData, mods: Any, tau_p: Any, coef_prior: A
                     tau_index=np.zeros(effects.k, dtype=int), tau_names=("tau",),
                     tau_priors=(tau_p,), coef_dim="moderator")
     twin_kw = {"mods": mods, "data": effects.data} if isinstance(mods, str) else \
-        {"mods": np.asarray(design.matrix, float)[:, int(design.intercept):]}
+        {"mods": mods.iloc[design.rows].reset_index(drop=True)}
     return effects, layout, warn, twin_kw
 
 
@@ -563,6 +563,7 @@ def bayes_rma(
     # studies escalc dropped (drop00=True) were warned about by resolve_effects
     warnings_: list[str] = [str(e) for e in effects.excluded]
     if mods is not None:
+        mods = align_moderators(mods, effects)  # a table for the caller's rows, after drop00
         effects, layout, extra_warn, twin_kw = _regression_layout(
             effects, mods, tau_p, coef_prior, missing)
         model = "meta_regression"
@@ -690,7 +691,7 @@ def _twin_design(layout: Layout, subgroup: str | None, mods: Any = None,
     order (:func:`bayesmeta.bayes.prediction.design_record`)."""
     if layout.kind == "subgroup":
         levels = [n[3:-1] for n in layout.coef_names]
-        return {"subgroup": subgroup,
+        return {"subgroup": subgroup, "order": levels,
                 "levels": [levels[j] for j in np.argmax(layout.X, axis=1)]}
     out: dict[str, Any] = {"terms": list(layout.coef_names),
                            "matrix": np.asarray(layout.X, float).tolist()}
@@ -705,7 +706,10 @@ def _twin_design(layout: Layout, subgroup: str | None, mods: Any = None,
 def _twin_from_design(effects: EffectData, design: Mapping[str, Any],
                       level: float) -> tuple[Any, list[str]]:
     if "subgroup" in design:
-        frame = pd.DataFrame({design["subgroup"]: design["levels"]})
+        # the fit's level order (reference first), not the text order of the stored labels
+        order = design.get("order") or sorted(set(design["levels"]))
+        frame = pd.DataFrame({design["subgroup"]: pd.Categorical(design["levels"],
+                                                                 categories=order)})
         return _frequentist_twin(effects, level=level, subgroup=design["subgroup"], data=frame)
     if design.get("formula") and design.get("source") == "formula":
         from .prediction import moderator_frame

@@ -56,7 +56,7 @@ from ..design import (
     intercept_only,
 )
 from ..errors import ConvergenceWarning, InputError, Problem, warn
-from ..inputs import resolve_effects
+from ..inputs import align_moderators, resolve_effects
 from .core import fit_at
 from .estimators import ALIASES, DEFAULT_CONTROL, METHODS, FitControl, Tau2Estimate, estimate_tau2
 from .heterogeneity import CochranQ, i2_h2, q_profile
@@ -966,6 +966,7 @@ def rma(yi: Any, vi: Any, *, data: pd.DataFrame | None = None, method: str = "RE
         # without the rows escalc dropped (drop00=True); resolve_effects has warned already
         data = effects.data
         dropped = [str(e) for e in effects.excluded]
+        mods = align_moderators(mods, effects)
     if subgroup is not None:
         if labs is None:
             labs = tuple(f"study {i + 1}" for i in range(y.size))
