@@ -292,8 +292,11 @@ def resolve_effects(
     kept_data = data
     if data is not None and excluded:
         kept_data = data.iloc[keep]
-        if kept_data.index.name != "row":  # read_studies' row numbers stay for messages
-            kept_data = kept_data.reset_index(drop=True)
+        if kept_data.index.name != "row":
+            # number the kept rows as the caller's table (1-based, as messages count), so
+            # influence tables and messages downstream name the caller's rows
+            kept_data = kept_data.set_axis(
+                pd.Index(np.asarray(keep, dtype=np.int64) + 1, name="row"), axis=0)
         kept_data.attrs = dict(data.attrs)
     return EffectData(
         yi=y[keep].astype(float),

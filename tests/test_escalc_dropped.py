@@ -185,3 +185,14 @@ def test_moderator_table_for_the_callers_rows_lines_up_after_drop00():
     # the REML twin of a moderator table is fitted too (was missing for DataFrame mods)
     np.testing.assert_allclose(bayes.frequentist.coefficients["estimate"],
                                direct.coefficients["estimate"], rtol=1e-12)
+
+
+def test_influence_rows_name_the_callers_rows_after_drop00():
+    from bayesmeta import influence
+
+    with pytest.warns(BayesmetaWarning):
+        fit = rma("yi", "vi", data=_roberge())
+    assert fit.data_rows[:3] == (1, 3, 4) and fit.data_rows[-1] == 40  # row 2 was dropped
+    table = influence(fit)
+    assert table["row"].tolist()[:3] == [1, 3, 4]
+
