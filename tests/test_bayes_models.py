@@ -198,20 +198,21 @@ OMEGA_TIGHT = priors.HalfNormal(0.01)
 OMEGA_FAR = priors.LogNormal(float(np.log(20.0)), 0.1)
 
 
-@pytest.fixture(scope="module")
-def pooled_tight(roberge):
+def _partially_pooled(roberge, omega_prior):
     table, _ = roberge
     return bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", subgroup="onset",
                                mu_prior=priors.Normal(0, 4), subgroup_pooling=True,
-                               omega_prior=OMEGA_TIGHT, **SHARED)
+                               omega_prior=omega_prior, **SHARED)
+
+
+@pytest.fixture(scope="module")
+def pooled_tight(roberge):
+    return _partially_pooled(roberge, OMEGA_TIGHT)
 
 
 @pytest.fixture(scope="module")
 def pooled_far(roberge):
-    table, _ = roberge
-    return bayesmeta.bayes_rma("yi", "vi", data=table, labels="label", subgroup="onset",
-                               mu_prior=priors.Normal(0, 4), subgroup_pooling=True,
-                               omega_prior=OMEGA_FAR, **SHARED)
+    return _partially_pooled(roberge, OMEGA_FAR)
 
 
 def _within_mcse(a, b, param: str, stat: str = "mean", q: float | None = None) -> tuple:

@@ -193,7 +193,14 @@ def _headline_ess(result: BayesResult) -> tuple[float, str]:
     names = [p for p in result.params
              if p in terms or p in ("mu", "tau") or p.startswith(("mu[", "tau["))]
     draws = getattr(result.posterior, "draws", {})
-    table = diagnostics_table({p: draws[p] for p in names if p in draws})
+    names = [p for p in names if p in draws]
+    # the fit's own diagnostics table has these already; compute only what it lacks
+    known = getattr(getattr(result, "diagnostics", None), "table", None)
+    have = [p for p in names if known is not None and p in known.index]
+    missing = [p for p in names if p not in have]
+    parts = ([known.loc[have]] if have else []) + \
+        ([diagnostics_table({p: draws[p] for p in missing})] if missing else [])
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=["ess_bulk", "ess_tail"])
     if table.empty:
         return float("inf"), ""
     ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
